@@ -1,0 +1,593 @@
+//! The records of a trace, and their stateful encoder and decoder.
+
+use crate::varint;
+
+/// Which allocation function made a block (what memcheck calls the allocation kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum AllocFn {
+    Malloc = 0,
+    Calloc = 1,
+    Realloc = 2,
+    Reallocarray = 3,
+    PosixMemalign = 4,
+    AlignedAlloc = 5,
+    Memalign = 6,
+    Valloc = 7,
+    Pvalloc = 8,
+}
+
+impl AllocFn {
+    pub fn from_u8(v: u8) -> Option<AllocFn> {
+        use AllocFn::*;
+        Some(match v {
+            0 => Malloc,
+            1 => Calloc,
+            2 => Realloc,
+            3 => Reallocarray,
+            4 => PosixMemalign,
+            5 => AlignedAlloc,
+            6 => Memalign,
+            7 => Valloc,
+            8 => Pvalloc,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        use AllocFn::*;
+        match self {
+            Malloc => "malloc",
+            Calloc => "calloc",
+            Realloc => "realloc",
+            Reallocarray => "reallocarray",
+            PosixMemalign => "posix_memalign",
+            AlignedAlloc => "aligned_alloc",
+            Memalign => "memalign",
+            Valloc => "valloc",
+            Pvalloc => "pvalloc",
+        }
+    }
+}
+
+/// How the traced process image came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Started normally (or exec'd from a program that was not traced).
+    Start,
+    /// A child of a traced process; its trace starts with `Inherited` blocks.
+    Fork { parent_pid: u32 },
+    /// The image a traced process exec'd.
+    Exec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    pub ppid: u32,
+    pub origin: Origin,
+    /// Wall-clock time of the first record, in ns since the Unix epoch.
+    pub start_unix_ns: u64,
+    pub exe: String,
+    pub argv: Vec<String>,
+    /// Version of the libleakhunt.so that wrote the trace.
+    pub recorder: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// `p_vaddr` of the PT_LOAD header: add the module's base for the runtime address.
+    pub vaddr: u64,
+    pub memsz: u64,
+    /// `p_flags` (PF_X = 1, PF_W = 2, PF_R = 4).
+    pub flags: u32,
+    pub file_offset: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Module {
+    pub id: u32,
+    /// Load bias: runtime address = base + address in the ELF file.
+    pub base: u64,
+    pub path: String,
+    /// NT_GNU_BUILD_ID as mapped in memory; empty when the module has none.
+    pub build_id: Vec<u8>,
+    pub segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// `exit()` or a return from `main`, with the status passed to exit.
+    Exit { code: i32 },
+    /// `_exit()`/`_Exit()`: atexit handlers and destructors did not run.
+    QuickExit { code: i32 },
+    /// `abort()`.
+    Abort,
+    /// The image was replaced by `exec`; the new image writes its own trace.
+    Exec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndInfo {
+    pub reason: EndReason,
+    /// Allocations of an address the writer already held live (implicit frees).
+    pub anomalies: u64,
+    /// Frees of addresses that were never recorded as allocated.
+    pub unknown_frees: u64,
+    /// Events lost because the recorder had to stop (it says why on stderr).
+    pub dropped: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    Process(ProcessInfo),
+    Module(Module),
+    ModuleUnload {
+        id: u32,
+    },
+    /// Defines the next stack node id as `ip` called from `parent` (0 = root).
+    StackNode {
+        parent: u64,
+        ip: u64,
+    },
+    /// The events that follow come from this thread.
+    Thread {
+        tid: u32,
+    },
+    /// Microseconds since the start of the trace; applies to what follows.
+    Time {
+        us: u64,
+    },
+    Alloc {
+        ptr: u64,
+        size: u64,
+        stack: u64,
+        func: AllocFn,
+    },
+    Free {
+        ptr: u64,
+    },
+    /// A successful `realloc`/`reallocarray` of a live block: one free and one allocation.
+    Realloc {
+        old_ptr: u64,
+        ptr: u64,
+        size: u64,
+        stack: u64,
+    },
+    /// A block live in the parent when this process was forked.
+    Inherited {
+        ptr: u64,
+        size: u64,
+        stack: u64,
+    },
+    Mmap {
+        addr: u64,
+        len: u64,
+        prot: u32,
+        flags: u32,
+        stack: u64,
+    },
+    Munmap {
+        addr: u64,
+        len: u64,
+    },
+    /// Resident set size of the process, sampled by the writer.
+    Rss {
+        bytes: u64,
+    },
+    End(EndInfo),
+    /// Appended by `leakhunt run` after the process ended.
+    ExitStatus {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+}
+
+mod tag {
+    pub const PROCESS: u8 = 1;
+    pub const MODULE: u8 = 2;
+    pub const MODULE_UNLOAD: u8 = 3;
+    pub const STACK_NODE: u8 = 4;
+    pub const THREAD: u8 = 5;
+    pub const TIME: u8 = 6;
+    pub const ALLOC: u8 = 7;
+    pub const FREE: u8 = 8;
+    pub const REALLOC: u8 = 9;
+    pub const INHERITED: u8 = 10;
+    pub const MMAP: u8 = 11;
+    pub const MUNMAP: u8 = 12;
+    pub const RSS: u8 = 13;
+    pub const END: u8 = 14;
+    pub const EXIT_STATUS: u8 = 15;
+    /// Tags from here up carry a varint byte length, so that an older reader
+    /// can skip records added later without a format version bump.
+    pub const FIRST_SKIPPABLE: u8 = 0x80;
+}
+
+/// Delta state shared by the encoder and the decoder.
+#[derive(Debug, Default, Clone)]
+struct Deltas {
+    ptr: u64,
+    time: u64,
+}
+
+impl Deltas {
+    fn put_ptr(&mut self, out: &mut Vec<u8>, p: u64) {
+        varint::put_signed(out, p.wrapping_sub(self.ptr) as i64);
+        self.ptr = p;
+    }
+    fn get_ptr(&mut self, buf: &[u8], pos: &mut usize) -> Result<u64, &'static str> {
+        let d = varint::get_signed(buf, pos)?;
+        self.ptr = self.ptr.wrapping_add(d as u64);
+        Ok(self.ptr)
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Encoder {
+    d: Deltas,
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_bytes(out, s.as_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    varint::put(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+fn put_opt_i32(out: &mut Vec<u8>, v: Option<i32>) {
+    match v {
+        None => out.push(0),
+        Some(v) => {
+            out.push(1);
+            varint::put_signed(out, v as i64);
+        }
+    }
+}
+
+impl Encoder {
+    pub fn encode(&mut self, r: &Record, out: &mut Vec<u8>) {
+        use varint::put;
+        match r {
+            Record::Process(p) => {
+                out.push(tag::PROCESS);
+                put(out, p.pid as u64);
+                put(out, p.ppid as u64);
+                match p.origin {
+                    Origin::Start => put(out, 0),
+                    Origin::Fork { parent_pid } => {
+                        put(out, 1);
+                        put(out, parent_pid as u64);
+                    }
+                    Origin::Exec => put(out, 2),
+                }
+                put(out, p.start_unix_ns);
+                put_str(out, &p.exe);
+                put(out, p.argv.len() as u64);
+                for a in &p.argv {
+                    put_str(out, a);
+                }
+                put_str(out, &p.recorder);
+            }
+            Record::Module(m) => {
+                out.push(tag::MODULE);
+                put(out, m.id as u64);
+                put(out, m.base);
+                put_str(out, &m.path);
+                put_bytes(out, &m.build_id);
+                put(out, m.segments.len() as u64);
+                for s in &m.segments {
+                    put(out, s.vaddr);
+                    put(out, s.memsz);
+                    put(out, s.flags as u64);
+                    put(out, s.file_offset);
+                }
+            }
+            Record::ModuleUnload { id } => {
+                out.push(tag::MODULE_UNLOAD);
+                put(out, *id as u64);
+            }
+            Record::StackNode { parent, ip } => {
+                out.push(tag::STACK_NODE);
+                put(out, *parent);
+                put(out, *ip);
+            }
+            Record::Thread { tid } => {
+                out.push(tag::THREAD);
+                put(out, *tid as u64);
+            }
+            Record::Time { us } => {
+                out.push(tag::TIME);
+                varint::put_signed(out, us.wrapping_sub(self.d.time) as i64);
+                self.d.time = *us;
+            }
+            Record::Alloc {
+                ptr,
+                size,
+                stack,
+                func,
+            } => {
+                out.push(tag::ALLOC);
+                out.push(*func as u8);
+                self.d.put_ptr(out, *ptr);
+                put(out, *size);
+                put(out, *stack);
+            }
+            Record::Free { ptr } => {
+                out.push(tag::FREE);
+                self.d.put_ptr(out, *ptr);
+            }
+            Record::Realloc {
+                old_ptr,
+                ptr,
+                size,
+                stack,
+            } => {
+                out.push(tag::REALLOC);
+                self.d.put_ptr(out, *old_ptr);
+                self.d.put_ptr(out, *ptr);
+                put(out, *size);
+                put(out, *stack);
+            }
+            Record::Inherited { ptr, size, stack } => {
+                out.push(tag::INHERITED);
+                self.d.put_ptr(out, *ptr);
+                put(out, *size);
+                put(out, *stack);
+            }
+            Record::Mmap {
+                addr,
+                len,
+                prot,
+                flags,
+                stack,
+            } => {
+                out.push(tag::MMAP);
+                put(out, *addr);
+                put(out, *len);
+                put(out, *prot as u64);
+                put(out, *flags as u64);
+                put(out, *stack);
+            }
+            Record::Munmap { addr, len } => {
+                out.push(tag::MUNMAP);
+                put(out, *addr);
+                put(out, *len);
+            }
+            Record::Rss { bytes } => {
+                out.push(tag::RSS);
+                put(out, *bytes);
+            }
+            Record::End(e) => {
+                out.push(tag::END);
+                match e.reason {
+                    EndReason::Exit { code } => {
+                        put(out, 0);
+                        varint::put_signed(out, code as i64);
+                    }
+                    EndReason::QuickExit { code } => {
+                        put(out, 1);
+                        varint::put_signed(out, code as i64);
+                    }
+                    EndReason::Abort => put(out, 2),
+                    EndReason::Exec => put(out, 3),
+                }
+                put(out, e.anomalies);
+                put(out, e.unknown_frees);
+                put(out, e.dropped);
+            }
+            Record::ExitStatus { code, signal } => {
+                out.push(tag::EXIT_STATUS);
+                put_opt_i32(out, *code);
+                put_opt_i32(out, *signal);
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Decoder {
+    d: Deltas,
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: &'a mut usize,
+}
+
+impl Cursor<'_> {
+    fn u64(&mut self) -> Result<u64, &'static str> {
+        varint::get(self.buf, self.pos)
+    }
+    fn u32(&mut self) -> Result<u32, &'static str> {
+        u32::try_from(self.u64()?).map_err(|_| "value does not fit 32 bits")
+    }
+    fn i32(&mut self) -> Result<i32, &'static str> {
+        i32::try_from(varint::get_signed(self.buf, self.pos)?)
+            .map_err(|_| "value does not fit 32 bits")
+    }
+    fn byte(&mut self) -> Result<u8, &'static str> {
+        let b = *self
+            .buf
+            .get(*self.pos)
+            .ok_or("record runs past the end of its chunk")?;
+        *self.pos += 1;
+        Ok(b)
+    }
+    fn bytes(&mut self) -> Result<&[u8], &'static str> {
+        let n = self.u64()?;
+        let rest = self.buf.len() - *self.pos;
+        if n > rest as u64 {
+            return Err("length runs past the end of its chunk");
+        }
+        let s = &self.buf[*self.pos..*self.pos + n as usize];
+        *self.pos += n as usize;
+        Ok(s)
+    }
+    fn string(&mut self) -> Result<String, &'static str> {
+        Ok(String::from_utf8_lossy(self.bytes()?).into_owned())
+    }
+    /// A count of items each at least `min_item` bytes long, bounded by what is left.
+    fn count(&mut self, min_item: usize) -> Result<usize, &'static str> {
+        let n = self.u64()?;
+        let rest = (self.buf.len() - *self.pos) / min_item.max(1);
+        if n > rest as u64 {
+            return Err("count runs past the end of its chunk");
+        }
+        Ok(n as usize)
+    }
+    fn opt_i32(&mut self) -> Result<Option<i32>, &'static str> {
+        match self.byte()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.i32()?)),
+            _ => Err("bad option flag"),
+        }
+    }
+}
+
+impl Decoder {
+    /// Decodes one record at `*pos`, skipping records of later versions that it
+    /// does not know (those carry their length).
+    pub fn decode(&mut self, buf: &[u8], pos: &mut usize) -> Result<Record, &'static str> {
+        loop {
+            let t = *buf.get(*pos).ok_or("empty record")?;
+            *pos += 1;
+            let mut c = Cursor { buf, pos };
+            let r = match t {
+                tag::PROCESS => {
+                    let pid = c.u32()?;
+                    let ppid = c.u32()?;
+                    let origin = match c.u64()? {
+                        0 => Origin::Start,
+                        1 => Origin::Fork {
+                            parent_pid: c.u32()?,
+                        },
+                        2 => Origin::Exec,
+                        _ => return Err("unknown process origin"),
+                    };
+                    let start_unix_ns = c.u64()?;
+                    let exe = c.string()?;
+                    let n = c.count(1)?;
+                    let mut argv = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        argv.push(c.string()?);
+                    }
+                    let recorder = c.string()?;
+                    Record::Process(ProcessInfo {
+                        pid,
+                        ppid,
+                        origin,
+                        start_unix_ns,
+                        exe,
+                        argv,
+                        recorder,
+                    })
+                }
+                tag::MODULE => {
+                    let id = c.u32()?;
+                    let base = c.u64()?;
+                    let path = c.string()?;
+                    let build_id = c.bytes()?.to_vec();
+                    let n = c.count(4)?;
+                    let mut segments = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        segments.push(Segment {
+                            vaddr: c.u64()?,
+                            memsz: c.u64()?,
+                            flags: c.u32()?,
+                            file_offset: c.u64()?,
+                        });
+                    }
+                    Record::Module(Module {
+                        id,
+                        base,
+                        path,
+                        build_id,
+                        segments,
+                    })
+                }
+                tag::MODULE_UNLOAD => Record::ModuleUnload { id: c.u32()? },
+                tag::STACK_NODE => Record::StackNode {
+                    parent: c.u64()?,
+                    ip: c.u64()?,
+                },
+                tag::THREAD => Record::Thread { tid: c.u32()? },
+                tag::TIME => {
+                    let d = varint::get_signed(buf, c.pos)?;
+                    self.d.time = self.d.time.wrapping_add(d as u64);
+                    Record::Time { us: self.d.time }
+                }
+                tag::ALLOC => {
+                    let func = AllocFn::from_u8(c.byte()?).ok_or("unknown allocation function")?;
+                    let ptr = self.d.get_ptr(buf, c.pos)?;
+                    Record::Alloc {
+                        ptr,
+                        size: c.u64()?,
+                        stack: c.u64()?,
+                        func,
+                    }
+                }
+                tag::FREE => Record::Free {
+                    ptr: self.d.get_ptr(buf, c.pos)?,
+                },
+                tag::REALLOC => {
+                    let old_ptr = self.d.get_ptr(buf, c.pos)?;
+                    let ptr = self.d.get_ptr(buf, c.pos)?;
+                    Record::Realloc {
+                        old_ptr,
+                        ptr,
+                        size: c.u64()?,
+                        stack: c.u64()?,
+                    }
+                }
+                tag::INHERITED => {
+                    let ptr = self.d.get_ptr(buf, c.pos)?;
+                    Record::Inherited {
+                        ptr,
+                        size: c.u64()?,
+                        stack: c.u64()?,
+                    }
+                }
+                tag::MMAP => Record::Mmap {
+                    addr: c.u64()?,
+                    len: c.u64()?,
+                    prot: c.u32()?,
+                    flags: c.u32()?,
+                    stack: c.u64()?,
+                },
+                tag::MUNMAP => Record::Munmap {
+                    addr: c.u64()?,
+                    len: c.u64()?,
+                },
+                tag::RSS => Record::Rss { bytes: c.u64()? },
+                tag::END => {
+                    let reason = match c.u64()? {
+                        0 => EndReason::Exit { code: c.i32()? },
+                        1 => EndReason::QuickExit { code: c.i32()? },
+                        2 => EndReason::Abort,
+                        3 => EndReason::Exec,
+                        _ => return Err("unknown end reason"),
+                    };
+                    Record::End(EndInfo {
+                        reason,
+                        anomalies: c.u64()?,
+                        unknown_frees: c.u64()?,
+                        dropped: c.u64()?,
+                    })
+                }
+                tag::EXIT_STATUS => Record::ExitStatus {
+                    code: c.opt_i32()?,
+                    signal: c.opt_i32()?,
+                },
+                t if t >= tag::FIRST_SKIPPABLE => {
+                    c.bytes()?;
+                    continue;
+                }
+                _ => return Err("unknown record tag"),
+            };
+            return Ok(r);
+        }
+    }
+}

@@ -1,0 +1,198 @@
+use super::*;
+
+fn sample() -> Vec<Record> {
+    vec![
+        Record::Process(ProcessInfo {
+            pid: 42,
+            ppid: 1,
+            origin: Origin::Fork { parent_pid: 41 },
+            start_unix_ns: 1_700_000_000_000_000_000,
+            exe: "/bin/prog".into(),
+            argv: vec!["prog".into(), "-x".into()],
+            recorder: "0.1.0".into(),
+        }),
+        Record::Module(Module {
+            id: 0,
+            base: 0x5555_0000_0000,
+            path: "/bin/prog".into(),
+            build_id: vec![1, 2, 3],
+            segments: vec![Segment {
+                vaddr: 0,
+                memsz: 4096,
+                flags: 5,
+                file_offset: 0,
+            }],
+        }),
+        Record::StackNode {
+            parent: 0,
+            ip: 0x5555_0000_1234,
+        },
+        Record::Thread { tid: 42 },
+        Record::Time { us: 10 },
+        Record::Alloc {
+            ptr: 0x5555_6000_0010,
+            size: 16,
+            stack: 1,
+            func: AllocFn::Calloc,
+        },
+        Record::Alloc {
+            ptr: 0x5555_6000_0000,
+            size: 16,
+            stack: 1,
+            func: AllocFn::Malloc,
+        },
+        Record::Time { us: 5 },
+        Record::Realloc {
+            old_ptr: 0x5555_6000_0010,
+            ptr: 0x7fff_0000_0000,
+            size: 1 << 40,
+            stack: 1,
+        },
+        Record::Free {
+            ptr: 0x5555_6000_0000,
+        },
+        Record::Inherited {
+            ptr: 1,
+            size: 2,
+            stack: 0,
+        },
+        Record::Mmap {
+            addr: 0x7000,
+            len: 4096,
+            prot: 3,
+            flags: 0x22,
+            stack: 1,
+        },
+        Record::Munmap {
+            addr: 0x7000,
+            len: 4096,
+        },
+        Record::Rss { bytes: 123456 },
+        Record::End(EndInfo {
+            reason: EndReason::Exit { code: -3 },
+            anomalies: 0,
+            unknown_frees: 2,
+            dropped: 0,
+        }),
+        Record::ExitStatus {
+            code: None,
+            signal: Some(9),
+        },
+    ]
+}
+
+fn write_trace(records: &[Record], per_chunk: usize) -> Vec<u8> {
+    let mut file = file_header().to_vec();
+    let mut w = ChunkWriter::default();
+    for (i, r) in records.iter().enumerate() {
+        w.push(r);
+        if (i + 1) % per_chunk == 0 {
+            w.flush_to(&mut file).unwrap();
+        }
+    }
+    w.flush_to(&mut file).unwrap();
+    file
+}
+
+fn read_all(bytes: &[u8]) -> (Vec<Record>, Option<Cut>) {
+    let mut r = TraceReader::new(bytes).unwrap();
+    let mut out = Vec::new();
+    while let Some(rec) = r.next_record().unwrap() {
+        out.push(rec);
+    }
+    (out, r.cut().cloned())
+}
+
+#[test]
+fn round_trip() {
+    let recs = sample();
+    for per_chunk in [1, 3, 100] {
+        let (got, cut) = read_all(&write_trace(&recs, per_chunk));
+        assert_eq!(cut, None);
+        assert_eq!(got, recs);
+    }
+}
+
+#[test]
+fn truncated_reads_complete_chunks() {
+    let recs = sample();
+    let bytes = write_trace(&recs, 4);
+    for len in FILE_HEADER_LEN..bytes.len() {
+        let (got, cut) = read_all(&bytes[..len]);
+        assert!(got.len() <= recs.len());
+        assert_eq!(&recs[..got.len()], &got[..]);
+        // A file cut exactly between two chunks cannot know it was cut.
+        let mut r = TraceReader::new(&bytes[..len]).unwrap();
+        while r.next_record().unwrap().is_some() {}
+        if r.offset() != len as u64 {
+            assert!(
+                matches!(cut, Some(Cut::Truncated { .. })),
+                "len {len}: {cut:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn damage_is_detected_not_trusted() {
+    let recs = sample();
+    let bytes = write_trace(&recs, 4);
+    for i in FILE_HEADER_LEN..bytes.len() {
+        let mut b = bytes.clone();
+        b[i] ^= 0x5a;
+        let (got, cut) = read_all(&b);
+        assert_eq!(&recs[..got.len()], &got[..]);
+        assert!(cut.is_some(), "flipping byte {i} went unnoticed");
+    }
+}
+
+#[test]
+fn header_errors() {
+    assert!(matches!(
+        TraceReader::new(&b""[..]),
+        Err(FormatError::TooShort)
+    ));
+    assert!(matches!(
+        TraceReader::new(&b"LEAK"[..]),
+        Err(FormatError::TooShort)
+    ));
+    assert!(matches!(
+        TraceReader::new(&b"hello world, not a trace"[..]),
+        Err(FormatError::BadMagic)
+    ));
+    assert!(matches!(
+        TraceReader::new(&b"#!/bin"[..]),
+        Err(FormatError::BadMagic)
+    ));
+    let mut h = file_header();
+    h[8] = 99;
+    assert!(matches!(
+        TraceReader::new(&h[..]),
+        Err(FormatError::NewerVersion { found: 99, .. })
+    ));
+}
+
+#[test]
+fn huge_lengths_are_refused() {
+    let mut b = file_header().to_vec();
+    b.extend_from_slice(&u32::MAX.to_le_bytes());
+    b.extend_from_slice(&u32::MAX.to_le_bytes());
+    b.extend_from_slice(&0u32.to_le_bytes());
+    let (got, cut) = read_all(&b);
+    assert!(got.is_empty());
+    assert!(matches!(cut, Some(Cut::Damaged { .. })));
+}
+
+#[test]
+fn unknown_skippable_records_are_skipped() {
+    let mut raw = Vec::new();
+    raw.push(0x90);
+    varint::put(&mut raw, 3);
+    raw.extend_from_slice(&[9, 9, 9]);
+    Encoder::default().encode(&Record::Thread { tid: 7 }, &mut raw);
+    let mut file = file_header().to_vec();
+    encode_chunk(&raw, &mut file);
+    let (got, cut) = read_all(&file);
+    assert_eq!(cut, None);
+    assert_eq!(got, vec![Record::Thread { tid: 7 }]);
+}
