@@ -1,0 +1,427 @@
+//! The interposed entry points. Each one: guard, real call, capture, send,
+//! return — in the order that keeps the history exact across threads: a free
+//! is sent before the real `free` (after it, another thread may get the same
+//! address back), an allocation after the real call returns and before the
+//! pointer is handed to the program.
+
+use crate::guard::{tid, Guard};
+use crate::queue::{kind, Event};
+use crate::real::{self, arena_alloc, arena_size, in_arena};
+use crate::writer::{push, request};
+use core::ffi::{c_char, c_int, c_void};
+use leakhunt_format::AllocFn;
+use libc::{off_t, size_t};
+use std::time::Duration;
+
+#[inline(always)]
+fn record_alloc(p: *mut c_void, size: usize, func: AllocFn) {
+    let t = tid();
+    let h = crate::stack::capture(t, push);
+    push(&Event { kind: kind::ALLOC, tid: t, a: p as u64, b: size as u64, c: h, d: func as u64 });
+}
+
+#[inline(always)]
+fn record_free(p: *mut c_void) {
+    push(&Event { kind: kind::FREE, tid: tid(), a: p as u64, b: 0, c: 0, d: 0 });
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
+    let Some(r) = real::get() else { return arena_alloc(size, 16) };
+    let Some(_g) = Guard::enter() else { return (r.malloc)(size) };
+    let p = (r.malloc)(size);
+    if !p.is_null() {
+        record_alloc(p, size, AllocFn::Malloc);
+    }
+    p
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn calloc(n: size_t, size: size_t) -> *mut c_void {
+    // The arena is never reused, so its memory is still zero.
+    let Some(r) = real::get() else { return arena_alloc(n.saturating_mul(size), 16) };
+    let Some(_g) = Guard::enter() else { return (r.calloc)(n, size) };
+    let p = (r.calloc)(n, size);
+    if !p.is_null() {
+        record_alloc(p, n.wrapping_mul(size), AllocFn::Calloc);
+    }
+    p
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn free(p: *mut c_void) {
+    if p.is_null() || in_arena(p) {
+        return;
+    }
+    let Some(r) = real::get() else { return };
+    if let Some(_g) = Guard::enter() {
+        record_free(p);
+    }
+    (r.free)(p)
+}
+
+/// Moves a bootstrap-arena block onto the real heap (it is recorded there as
+/// a fresh allocation, since the arena block never was).
+unsafe fn realloc_from_arena(p: *mut c_void, size: usize) -> *mut c_void {
+    let n = malloc(size);
+    if !n.is_null() {
+        core::ptr::copy_nonoverlapping(p as *const u8, n as *mut u8, arena_size(p).min(size));
+    }
+    n
+}
+
+#[inline(always)]
+unsafe fn realloc_impl(
+    p: *mut c_void,
+    size: usize,
+    func: AllocFn,
+    call: impl FnOnce() -> *mut c_void,
+) -> *mut c_void {
+    let Some(_g) = Guard::enter() else { return call() };
+    if p.is_null() {
+        let q = call();
+        if !q.is_null() {
+            record_alloc(q, size, func);
+        }
+        return q;
+    }
+    let t = tid();
+    push(&Event { kind: kind::REALLOC_FREE, tid: t, a: p as u64, b: 0, c: 0, d: 0 });
+    let q = call();
+    if q.is_null() {
+        // glibc's realloc(p, 0) frees p and returns NULL; otherwise NULL is a failure.
+        let k = if size == 0 { kind::REALLOC_DONE } else { kind::REALLOC_FAILED };
+        push(&Event { kind: k, tid: t, a: 0, b: 0, c: 0, d: 0 });
+    } else {
+        let h = crate::stack::capture(t, push);
+        push(&Event { kind: kind::REALLOC_DONE, tid: t, a: q as u64, b: size as u64, c: h, d: func as u64 });
+    }
+    q
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn realloc(p: *mut c_void, size: size_t) -> *mut c_void {
+    if in_arena(p) {
+        return realloc_from_arena(p, size);
+    }
+    let Some(r) = real::get() else { return arena_alloc(size, 16) };
+    realloc_impl(p, size, AllocFn::Realloc, || (r.realloc)(p, size))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: size_t, size: size_t) -> *mut c_void {
+    let Some(total) = n.checked_mul(size) else {
+        *libc::__errno_location() = libc::ENOMEM;
+        return core::ptr::null_mut();
+    };
+    if in_arena(p) {
+        return realloc_from_arena(p, total);
+    }
+    let Some(r) = real::get() else { return arena_alloc(total, 16) };
+    match r.reallocarray {
+        Some(f) => realloc_impl(p, total, AllocFn::Reallocarray, || f(p, n, size)),
+        None => realloc_impl(p, total, AllocFn::Reallocarray, || (r.realloc)(p, total)),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: size_t, size: size_t) -> c_int {
+    let Some(r) = real::get() else {
+        *out = arena_alloc(size, align);
+        return 0;
+    };
+    let Some(_g) = Guard::enter() else { return (r.posix_memalign)(out, align, size) };
+    let ret = (r.posix_memalign)(out, align, size);
+    if ret == 0 && !(*out).is_null() {
+        record_alloc(*out, size, AllocFn::PosixMemalign);
+    }
+    ret
+}
+
+unsafe fn aligned(
+    f: Option<real::AlignFn>,
+    align: usize,
+    size: usize,
+    func: AllocFn,
+) -> *mut c_void {
+    let Some(f) = f else {
+        *libc::__errno_location() = libc::ENOSYS;
+        return core::ptr::null_mut();
+    };
+    let Some(_g) = Guard::enter() else { return f(align, size) };
+    let p = f(align, size);
+    if !p.is_null() {
+        record_alloc(p, size, func);
+    }
+    p
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn aligned_alloc(align: size_t, size: size_t) -> *mut c_void {
+    let Some(r) = real::get() else { return arena_alloc(size, align) };
+    aligned(r.aligned_alloc, align, size, AllocFn::AlignedAlloc)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn memalign(align: size_t, size: size_t) -> *mut c_void {
+    let Some(r) = real::get() else { return arena_alloc(size, align) };
+    aligned(r.memalign, align, size, AllocFn::Memalign)
+}
+
+unsafe fn page_alloc(f: Option<real::MallocFn>, size: usize, func: AllocFn) -> *mut c_void {
+    let Some(f) = f else {
+        *libc::__errno_location() = libc::ENOSYS;
+        return core::ptr::null_mut();
+    };
+    let Some(_g) = Guard::enter() else { return f(size) };
+    let p = f(size);
+    if !p.is_null() {
+        record_alloc(p, size, func);
+    }
+    p
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn valloc(size: size_t) -> *mut c_void {
+    let Some(r) = real::get() else { return arena_alloc(size, 4096) };
+    page_alloc(r.valloc, size, AllocFn::Valloc)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pvalloc(size: size_t) -> *mut c_void {
+    let Some(r) = real::get() else { return arena_alloc(size, 4096) };
+    page_alloc(r.pvalloc, size, AllocFn::Pvalloc)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> size_t {
+    if in_arena(p) {
+        return arena_size(p);
+    }
+    match real::get().and_then(|r| r.malloc_usable_size) {
+        Some(f) => f(p),
+        None => 0,
+    }
+}
+
+// ---- the program's own memory mappings ----
+
+#[inline(always)]
+unsafe fn record_mmap(p: *mut c_void, len: usize, prot: c_int, flags: c_int) {
+    if p != libc::MAP_FAILED {
+        let t = tid();
+        let h = crate::stack::capture(t, push);
+        let d = (prot as u32 as u64) << 32 | flags as u32 as u64;
+        push(&Event { kind: kind::MMAP, tid: t, a: p as u64, b: len as u64, c: h, d });
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mmap(
+    addr: *mut c_void,
+    len: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: off_t,
+) -> *mut c_void {
+    let Some(r) = real::get() else {
+        return libc::syscall(libc::SYS_mmap, addr, len, prot, flags, fd, off) as *mut c_void;
+    };
+    let Some(_g) = Guard::enter() else { return (r.mmap)(addr, len, prot, flags, fd, off) };
+    let p = (r.mmap)(addr, len, prot, flags, fd, off);
+    record_mmap(p, len, prot, flags);
+    p
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mmap64(
+    addr: *mut c_void,
+    len: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: off_t,
+) -> *mut c_void {
+    mmap(addr, len, prot, flags, fd, off)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn munmap(addr: *mut c_void, len: size_t) -> c_int {
+    let Some(r) = real::get() else { return libc::syscall(libc::SYS_munmap, addr, len) as c_int };
+    if let Some(_g) = Guard::enter() {
+        push(&Event { kind: kind::MUNMAP, tid: tid(), a: addr as u64, b: len as u64, c: 0, d: 0 });
+    }
+    (r.munmap)(addr, len)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mremap(
+    old: *mut c_void,
+    old_len: size_t,
+    new_len: size_t,
+    flags: c_int,
+    new_addr: *mut c_void,
+) -> *mut c_void {
+    let Some(r) = real::get() else { return libc::MAP_FAILED };
+    let Some(f) = r.mremap else { return libc::MAP_FAILED };
+    let Some(_g) = Guard::enter() else { return f(old, old_len, new_len, flags, new_addr) };
+    let t = tid();
+    push(&Event { kind: kind::MUNMAP, tid: t, a: old as u64, b: old_len as u64, c: 0, d: 0 });
+    let p = f(old, old_len, new_len, flags, new_addr);
+    if p == libc::MAP_FAILED {
+        record_mmap(old, old_len, libc::PROT_READ | libc::PROT_WRITE, 0);
+    } else {
+        record_mmap(p, new_len, libc::PROT_READ | libc::PROT_WRITE, 0);
+    }
+    p
+}
+
+// ---- the module map ----
+
+fn modules_changed() {
+    let Some(_g) = Guard::enter() else { return };
+    let list = Box::new(crate::modules::scan());
+    push(&Event { kind: kind::MODULES, tid: tid(), a: Box::into_raw(list) as u64, b: 0, c: 0, d: 0 });
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn dlopen(name: *const c_char, flags: c_int) -> *mut c_void {
+    let Some(f) = real::get().and_then(|r| r.dlopen) else { return core::ptr::null_mut() };
+    let h = f(name, flags);
+    if !h.is_null() {
+        modules_changed();
+    }
+    h
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn dlclose(h: *mut c_void) -> c_int {
+    let Some(f) = real::get().and_then(|r| r.dlclose) else { return -1 };
+    let ret = f(h);
+    modules_changed();
+    ret
+}
+
+// ---- the end of a process image ----
+
+/// 0 = exit, 1 = _exit, 2 = abort, 3 = exec (as in `EndReason`).
+pub fn end_image(reason: u64, code: i32, timeout: Duration) -> bool {
+    if !crate::is_our_process() {
+        // A vfork child shares our memory and our writer: it must not end it.
+        return false;
+    }
+    let Some(_g) = Guard::enter() else { return false };
+    request(kind::END, reason, code as u32 as u64, timeout)
+}
+
+unsafe fn before_exec() -> bool {
+    end_image(3, 0, Duration::from_secs(5))
+}
+
+unsafe fn after_failed_exec(ended: bool) {
+    if ended {
+        if let Some(_g) = Guard::enter() {
+            push(&Event { kind: kind::RESUME, tid: tid(), a: 0, b: 0, c: 0, d: 0 });
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
+    let Some(f) = real::get().and_then(|r| r.execve) else { return -1 };
+    let ended = before_exec();
+    let r = f(path, argv, envp);
+    after_failed_exec(ended);
+    r
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
+    let Some(f) = real::get().and_then(|r| r.execv) else { return -1 };
+    let ended = before_exec();
+    let r = f(path, argv);
+    after_failed_exec(ended);
+    r
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
+    let Some(f) = real::get().and_then(|r| r.execvp) else { return -1 };
+    let ended = before_exec();
+    let r = f(file, argv);
+    after_failed_exec(ended);
+    r
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn execvpe(file: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
+    let Some(f) = real::get().and_then(|r| r.execvpe) else { return -1 };
+    let ended = before_exec();
+    let r = f(file, argv, envp);
+    after_failed_exec(ended);
+    r
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fexecve(fd: c_int, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
+    let Some(f) = real::get().and_then(|r| r.fexecve) else { return -1 };
+    let ended = before_exec();
+    let r = f(fd, argv, envp);
+    after_failed_exec(ended);
+    r
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn execveat(
+    dirfd: c_int,
+    path: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+    flags: c_int,
+) -> c_int {
+    let Some(f) = real::get().and_then(|r| r.execveat) else { return -1 };
+    let ended = before_exec();
+    let r = f(dirfd, path, argv, envp, flags);
+    after_failed_exec(ended);
+    r
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn _exit(code: c_int) -> ! {
+    end_image(1, code, Duration::from_secs(2));
+    match real::get().and_then(|r| r.exit_) {
+        Some(f) => f(code),
+        None => {
+            libc::syscall(libc::SYS_exit_group, code);
+            unreachable!()
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn _Exit(code: c_int) -> ! {
+    end_image(1, code, Duration::from_secs(2));
+    match real::get().and_then(|r| r.exit_upper) {
+        Some(f) => f(code),
+        None => {
+            libc::syscall(libc::SYS_exit_group, code);
+            unreachable!()
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn abort() -> ! {
+    // The heap may be corrupt (glibc aborts on it, holding its arena lock):
+    // give the writer only a moment.
+    end_image(2, 0, Duration::from_millis(500));
+    match real::get().and_then(|r| r.abort) {
+        Some(f) => f(),
+        None => {
+            libc::raise(libc::SIGABRT);
+            libc::syscall(libc::SYS_exit_group, 134);
+            unreachable!()
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Capturing the allocating call stack on the hot path, and sending each
+//! distinct stack to the writer once per thread.
+//!
+//! The stack's 64-bit hash is its name on the wire: an allocation event carries
+//! the hash only. Each thread remembers, in a small direct-mapped table, which
+//! hashes it has already defined for the writer; a miss sends the frames first.
+//! Two threads may both define the same stack: the writer keeps the first.
+
+use crate::queue::{kind, Event};
+use core::cell::UnsafeCell;
+
+pub const MAX_DEPTH: usize = 64;
+const SENT_SLOTS: usize = 1024;
+
+struct Scratch {
+    ips: UnsafeCell<[usize; MAX_DEPTH + 8]>,
+    sent: UnsafeCell<[u64; SENT_SLOTS]>,
+}
+
+thread_local! {
+    static SCRATCH: Scratch = const {
+        Scratch { ips: UnsafeCell::new([0; MAX_DEPTH + 8]), sent: UnsafeCell::new([0; SENT_SLOTS]) }
+    };
+}
+
+/// The range of our own code, whose frames are never part of a stack.
+static mut SELF_TEXT: (usize, usize) = (0, 0);
+
+pub fn set_self_text(start: usize, end: usize) {
+    // SAFETY: written once from the constructor before hooks read it concurrently
+    // in a way that matters (a stale (0, 0) only keeps our frames in early stacks).
+    unsafe { SELF_TEXT = (start, end) };
+}
+
+#[inline(always)]
+fn hash_ips(ips: &[usize]) -> u64 {
+    let mut h: u64 = 0x243f_6a88_85a3_08d3 ^ ips.len() as u64;
+    for &ip in ips {
+        h = (h ^ ip as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h ^= h >> 29;
+    }
+    // 0 means "empty slot" in the per-thread table and "no stack" on the wire.
+    h | 1
+}
+
+/// Captures the current stack (without our own frames) and returns its hash,
+/// after making sure the writer will know the frames. Must run under a Guard.
+#[inline(always)]
+pub fn capture(tid: u32, push: impl Fn(&Event)) -> u64 {
+    SCRATCH.with(|s| {
+        // SAFETY: the Guard held by the caller makes this the only live use of
+        // this thread's scratch (no reentrancy), and it never leaves the thread.
+        let ips = unsafe { &mut *s.ips.get() };
+        // SAFETY: as above.
+        let sent = unsafe { &mut *s.sent.get() };
+        let n = unsafe { crate::unwind::capture(&mut ips[..]) };
+        // SAFETY: SELF_TEXT is only written by the constructor.
+        let (lo, hi) = unsafe { SELF_TEXT };
+        let mut skip = 0;
+        while skip < n && ips[skip] >= lo && ips[skip] < hi {
+            skip += 1;
+        }
+        let frames = &ips[skip..n.min(skip + MAX_DEPTH)];
+        let h = hash_ips(frames);
+        let slot = &mut sent[(h as usize >> 3) & (SENT_SLOTS - 1)];
+        if *slot != h {
+            push(&Event { kind: kind::STACK_BEGIN, tid, a: h, b: frames.len() as u64, c: 0, d: 0 });
+            for c in frames.chunks(3) {
+                let g = |i: usize| c.get(i).copied().unwrap_or(0) as u64;
+                push(&Event { kind: kind::STACK_FRAMES, tid, a: g(0), b: g(1), c: g(2), d: 0 });
+            }
+            *slot = h;
+        }
+        h
+    })
+}
+

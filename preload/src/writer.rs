@@ -1,0 +1,704 @@
+//! The writer thread: the one place that owns recording state.
+//!
+//! It drains the event queue in order, keeps the table of live blocks, interns
+//! stacks as a trie, tracks the module map, and writes compressed, checksummed
+//! chunks (at least every 100 ms, so a killed process leaves a readable trace).
+//! It may allocate freely: its thread is guarded forever, so its own calls to
+//! malloc are not recorded. All signals are blocked in it.
+
+use crate::guard::{self, Guard, RECORDING};
+use crate::queue::{kind, Event, Pop, QUEUE};
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use leakhunt_format::{
+    AllocFn, ChunkWriter, EndInfo, EndReason, Module, Origin, ProcessInfo, Record,
+};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::time::{Duration, Instant};
+
+/// Keys that are already good hashes (stack hashes, addresses) need no more mixing.
+#[derive(Default)]
+pub struct PassThrough(u64);
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        // Addresses are 16-byte aligned; spread the high bits down.
+        self.0 = (self.0 ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(26);
+    }
+}
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<PassThrough>>;
+
+#[derive(Clone, Copy)]
+pub struct Block {
+    pub size: u64,
+    pub stack: u64,
+}
+
+struct Stack {
+    /// Innermost first, as captured.
+    ips: Box<[u64]>,
+    /// Trie node in the current file and epoch (valid when `epoch` matches).
+    node: u64,
+    epoch: u32,
+}
+
+struct Output {
+    fd: i32,
+    path: String,
+    chunks: ChunkWriter,
+    last_flush: Instant,
+}
+
+/// What a new trace file starts as.
+#[derive(Clone, Copy)]
+enum FileStart {
+    Fresh,
+    Forked { parent_pid: u32 },
+}
+
+pub struct State {
+    out: Option<Output>,
+    pending_start: Option<FileStart>,
+    pub live: FastMap<u64, Block>,
+    stacks: FastMap<u64, Stack>,
+    trie: HashMap<(u64, u64), u64, BuildHasherDefault<PassThrough>>,
+    next_node: u64,
+    epoch: u32,
+    modules: Vec<Module>,
+    next_module_id: u32,
+    /// Stacks being received, per thread: (hash, depth, frames so far).
+    partial: FastMap<u32, (u64, usize, Vec<u64>)>,
+    /// The block a thread's realloc released, until the realloc returns.
+    realloc_stash: FastMap<u32, (u64, Option<Block>)>,
+    last_tid: u32,
+    last_time_us: u64,
+    last_rss: Instant,
+    anomalies: u64,
+    unknown_frees: u64,
+    dropped: u64,
+    finished: bool,
+}
+
+impl State {
+    fn new() -> State {
+        State {
+            out: None,
+            pending_start: Some(FileStart::Fresh),
+            live: FastMap::default(),
+            stacks: FastMap::default(),
+            trie: HashMap::default(),
+            next_node: 1,
+            epoch: 1,
+            modules: Vec::new(),
+            next_module_id: 0,
+            partial: FastMap::default(),
+            realloc_stash: FastMap::default(),
+            last_tid: 0,
+            last_time_us: 0,
+            last_rss: Instant::now(),
+            anomalies: 0,
+            unknown_frees: 0,
+            dropped: 0,
+            finished: false,
+        }
+    }
+}
+
+/// A lock held by the writer while it works and by `fork`'s prepare handler,
+/// so that a child never inherits half-updated state. Not on the hot path.
+pub struct Locked {
+    busy: AtomicBool,
+    state: UnsafeCell<Option<State>>,
+}
+// SAFETY: `state` is only touched between lock() and unlock().
+unsafe impl Sync for Locked {}
+
+pub static STATE: Locked = Locked { busy: AtomicBool::new(false), state: UnsafeCell::new(None) };
+
+impl Locked {
+    pub fn lock(&self) {
+        let mut spins = 0u32;
+        while self.busy.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            spins += 1;
+            if spins < 100 {
+                core::hint::spin_loop();
+            } else {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+    }
+    pub fn unlock(&self) {
+        self.busy.store(false, Ordering::Release);
+    }
+    /// # Safety
+    /// The caller holds the lock.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn get(&self) -> &mut State {
+        (*self.state.get()).get_or_insert_with(State::new)
+    }
+}
+
+/// Pid of the process whose writer thread is running (0: none).
+pub static WRITER_PID: AtomicU32 = AtomicU32::new(0);
+static TICKET: AtomicU64 = AtomicU64::new(0);
+static ACKED: AtomicU64 = AtomicU64::new(0);
+pub static DROPPED: AtomicU64 = AtomicU64::new(0);
+static START: std::sync::OnceLock<(Instant, u64)> = std::sync::OnceLock::new();
+
+pub fn start_time() -> (Instant, u64) {
+    *START.get_or_init(|| {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        (Instant::now(), wall)
+    })
+}
+
+fn getpid() -> u32 {
+    // SAFETY: getpid cannot fail.
+    unsafe { libc::getpid() as u32 }
+}
+
+/// Hands an event to the writer. Spins (yielding) while the queue is full, but
+/// only while a writer of this process is alive to empty it.
+#[inline(always)]
+pub fn push(ev: &Event) {
+    if !QUEUE.try_push(ev) {
+        push_slow(ev);
+    }
+}
+
+#[cold]
+fn push_slow(ev: &Event) {
+    let mut waited = 0u32;
+    loop {
+        if WRITER_PID.load(Ordering::Relaxed) != getpid() {
+            // A writer that has not started yet gets a moment; a process created
+            // without fork handlers (raw clone) never gets one: stop recording.
+            if waited > 2000 {
+                DROPPED.fetch_add(1, Ordering::Relaxed);
+                RECORDING.store(false, Ordering::Relaxed);
+                return;
+            }
+        }
+        // SAFETY: sched_yield cannot fail in a way that matters.
+        unsafe { libc::sched_yield() };
+        if QUEUE.try_push(ev) {
+            return;
+        }
+        waited += 1;
+        if waited > 1000 {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+}
+
+/// Pushes a control event and waits (bounded) until the writer has written
+/// everything before it. Returns false if nobody acknowledged in time.
+pub fn request(kind: u32, a: u64, b: u64, timeout: Duration) -> bool {
+    if WRITER_PID.load(Ordering::Relaxed) != getpid() {
+        return false;
+    }
+    let ticket = TICKET.fetch_add(1, Ordering::Relaxed) + 1;
+    push(&Event { kind, tid: guard::tid(), a, b, c: ticket, d: 0 });
+    let deadline = Instant::now() + timeout;
+    while ACKED.load(Ordering::Acquire) < ticket {
+        if Instant::now() > deadline || WRITER_PID.load(Ordering::Relaxed) != getpid() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    true
+}
+
+/// Starts the writer thread (from the constructor, or in a fork child).
+pub fn spawn() {
+    // SAFETY: plain signal-mask calls on valid sigset_t values; the new thread
+    // inherits the full mask so it never runs one of the program's handlers.
+    unsafe {
+        let mut all: libc::sigset_t = core::mem::zeroed();
+        let mut old: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        WRITER_PID.store(getpid(), Ordering::Relaxed);
+        let r = std::thread::Builder::new().name("leakhunt-writer".into()).spawn(run);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
+        if r.is_err() {
+            WRITER_PID.store(0, Ordering::Relaxed);
+            RECORDING.store(false, Ordering::Relaxed);
+            say("cannot start the writer thread; recording is off");
+        }
+    }
+}
+
+/// One line on stderr, prefixed; used for the few things a user must know.
+pub fn say(msg: &str) {
+    let line = format!("leakhunt: {msg}\n");
+    // SAFETY: write(2) on fd 2 with a valid buffer.
+    unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+}
+
+fn run() {
+    Guard::forever();
+    let mut idle = 0u32;
+    loop {
+        STATE.lock();
+        // SAFETY: lock held.
+        let st = unsafe { STATE.get() };
+        let n = st.drain(4096);
+        st.tick();
+        let finished = st.finished;
+        STATE.unlock();
+        if finished {
+            return;
+        }
+        if n == 0 {
+            idle = (idle + 1).min(20);
+            std::thread::sleep(Duration::from_micros(50 * idle as u64));
+        } else {
+            idle = 0;
+        }
+    }
+}
+
+impl State {
+    /// Processes up to `max` events; stops at an empty queue or a slot still
+    /// being filled.
+    fn drain(&mut self, max: usize) -> usize {
+        if let Some(start) = self.pending_start.take() {
+            self.open(start);
+        }
+        let mut n = 0;
+        while n < max {
+            match QUEUE.pop() {
+                Pop::Event(ev) => {
+                    self.handle(&ev);
+                    n += 1;
+                    if n % 512 == 0 {
+                        self.stamp_time();
+                    }
+                }
+                Pop::Empty | Pop::Pending => break,
+            }
+        }
+        n
+    }
+
+    /// Time and RSS records, and the periodic flush.
+    fn tick(&mut self) {
+        self.stamp_time();
+        if self.last_rss.elapsed() >= Duration::from_millis(100) {
+            self.last_rss = Instant::now();
+            if let Some(bytes) = rss_bytes() {
+                self.emit(&Record::Rss { bytes });
+            }
+        }
+        let due = self.out.as_ref().is_some_and(|o| {
+            o.chunks.pending() >= (1 << 20) || (o.chunks.pending() > 0 && o.last_flush.elapsed() >= Duration::from_millis(100))
+        });
+        if due {
+            self.flush();
+        }
+    }
+
+    fn stamp_time(&mut self) {
+        let us = start_time().0.elapsed().as_micros() as u64;
+        if us >= self.last_time_us + 100 {
+            self.last_time_us = us;
+            self.emit(&Record::Time { us });
+        }
+    }
+
+    fn emit(&mut self, r: &Record) {
+        if let Some(o) = self.out.as_mut() {
+            o.chunks.push(r);
+            if o.chunks.pending() >= (4 << 20) {
+                self.flush();
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        let Some(o) = self.out.as_mut() else { return };
+        o.last_flush = Instant::now();
+        let bytes = o.chunks.take_chunk();
+        if bytes.is_empty() {
+            return;
+        }
+        if let Err(e) = write_all(o.fd, bytes) {
+            say(&format!("cannot write the trace {}: {e}; recording is off", o.path));
+            self.stop_recording();
+        }
+    }
+
+    fn stop_recording(&mut self) {
+        if let Some(o) = self.out.take() {
+            // SAFETY: our own fd.
+            unsafe { libc::close(o.fd) };
+        }
+        RECORDING.store(false, Ordering::Relaxed);
+        self.finished = true;
+    }
+
+    fn open(&mut self, start: FileStart) {
+        let pid = getpid();
+        let (path, fd) = match crate::output::create(pid) {
+            Ok(v) => v,
+            Err(msg) => {
+                say(&format!("{msg}; recording is off"));
+                self.stop_recording();
+                return;
+            }
+        };
+        let mut chunks = ChunkWriter::default();
+        let header = leakhunt_format::file_header();
+        if let Err(e) = write_all(fd, &header) {
+            say(&format!("cannot write the trace {path}: {e}; recording is off"));
+            // SAFETY: our own fd.
+            unsafe { libc::close(fd) };
+            self.stop_recording();
+            return;
+        }
+        let (_, wall) = start_time();
+        let argv = std::fs::read("/proc/self/cmdline")
+            .map(|b| {
+                b.split(|&c| c == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect()
+            })
+            .unwrap_or_default();
+        let exe = std::fs::read_link("/proc/self/exe").map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        let origin = match start {
+            FileStart::Fresh => Origin::Start,
+            FileStart::Forked { parent_pid } => Origin::Fork { parent_pid },
+        };
+        chunks.push(&Record::Process(ProcessInfo {
+            pid,
+            // SAFETY: getppid cannot fail.
+            ppid: unsafe { libc::getppid() } as u32,
+            origin,
+            start_unix_ns: wall,
+            exe,
+            argv,
+            recorder: env!("CARGO_PKG_VERSION").to_string(),
+        }));
+        self.out = Some(Output { fd, path, chunks, last_flush: Instant::now() });
+        self.last_tid = 0;
+        self.last_time_us = 0;
+        self.stamp_time();
+        // A new file knows no stack nodes yet.
+        self.new_epoch(true);
+        for m in self.modules.clone() {
+            self.emit(&Record::Module(m));
+        }
+        if let FileStart::Forked { .. } = start {
+            let mut blocks: Vec<(u64, Block)> = self.live.iter().map(|(&p, &b)| (p, b)).collect();
+            blocks.sort_unstable_by_key(|&(p, _)| p);
+            for (ptr, b) in blocks {
+                let stack = self.node_of(b.stack);
+                self.emit(&Record::Inherited { ptr, size: b.size, stack });
+            }
+        }
+        self.flush();
+    }
+
+    /// Forgets which stacks have nodes: after a module unload (addresses may
+    /// mean new code) and, with `new_file`, when node ids start over.
+    fn new_epoch(&mut self, new_file: bool) {
+        self.epoch += 1;
+        self.trie.clear();
+        if new_file {
+            self.next_node = 1;
+        }
+    }
+
+    /// The trie node of a stack in the current file, emitting nodes as needed.
+    fn node_of(&mut self, hash: u64) -> u64 {
+        let epoch = self.epoch;
+        let Some(s) = self.stacks.get(&hash) else { return 0 };
+        if s.epoch == epoch {
+            return s.node;
+        }
+        let ips = s.ips.clone();
+        let mut parent = 0;
+        for &ip in ips.iter().rev() {
+            parent = match self.trie.get(&(parent, ip)) {
+                Some(&n) => n,
+                None => {
+                    let n = self.next_node;
+                    self.next_node += 1;
+                    self.trie.insert((parent, ip), n);
+                    self.emit(&Record::StackNode { parent, ip });
+                    n
+                }
+            };
+        }
+        let s = self.stacks.get_mut(&hash).expect("looked up above");
+        s.node = parent;
+        s.epoch = epoch;
+        parent
+    }
+
+    fn thread(&mut self, tid: u32) {
+        if tid != self.last_tid {
+            self.last_tid = tid;
+            self.emit(&Record::Thread { tid });
+        }
+    }
+
+    fn alloc(&mut self, tid: u32, ptr: u64, size: u64, hash: u64, func: u64) {
+        self.thread(tid);
+        let stack = self.node_of(hash);
+        if self.live.insert(ptr, Block { size, stack: hash }).is_some() {
+            // The allocator handed out an address we still hold live: its free
+            // went unseen. Record it as freed, and count the anomaly.
+            self.anomalies += 1;
+            self.emit(&Record::Free { ptr });
+        }
+        let func = AllocFn::from_u8(func as u8).unwrap_or(AllocFn::Malloc);
+        self.emit(&Record::Alloc { ptr, size, stack, func });
+    }
+
+    fn free(&mut self, tid: u32, ptr: u64) -> Option<Block> {
+        let b = self.live.remove(&ptr);
+        if b.is_some() {
+            self.thread(tid);
+            self.emit(&Record::Free { ptr });
+        } else {
+            self.unknown_frees += 1;
+        }
+        b
+    }
+
+    fn handle(&mut self, ev: &Event) {
+        match ev.kind {
+            kind::ALLOC => self.alloc(ev.tid, ev.a, ev.b, ev.c, ev.d),
+            kind::FREE => {
+                self.free(ev.tid, ev.a);
+            }
+            kind::REALLOC_FREE => {
+                // Held back: written only once the realloc's outcome is known.
+                let b = self.live.remove(&ev.a);
+                self.realloc_stash.insert(ev.tid, (ev.a, b));
+            }
+            kind::REALLOC_DONE => {
+                let Some((old, b)) = self.realloc_stash.remove(&ev.tid) else { return };
+                if b.is_none() {
+                    self.unknown_frees += 1;
+                }
+                if ev.a == 0 {
+                    // realloc(p, 0) freed p.
+                    if b.is_some() {
+                        self.thread(ev.tid);
+                        self.emit(&Record::Free { ptr: old });
+                    }
+                    return;
+                }
+                match b {
+                    Some(_) => {
+                        self.thread(ev.tid);
+                        let stack = self.node_of(ev.c);
+                        if self.live.insert(ev.a, Block { size: ev.b, stack: ev.c }).is_some() {
+                            self.anomalies += 1;
+                            self.emit(&Record::Free { ptr: ev.a });
+                        }
+                        self.emit(&Record::Realloc { old_ptr: old, ptr: ev.a, size: ev.b, stack });
+                    }
+                    // The old block was never seen: this is an allocation to us.
+                    None => self.alloc(ev.tid, ev.a, ev.b, ev.c, ev.d),
+                }
+            }
+            kind::REALLOC_FAILED => {
+                if let Some((old, Some(b))) = self.realloc_stash.remove(&ev.tid) {
+                    self.live.insert(old, b);
+                }
+            }
+            kind::STACK_BEGIN => {
+                let depth = (ev.b as usize).min(crate::stack::MAX_DEPTH);
+                self.partial.insert(ev.tid, (ev.a, depth, Vec::with_capacity(depth)));
+                if depth == 0 {
+                    self.finish_stack(ev.tid);
+                }
+            }
+            kind::STACK_FRAMES => {
+                let done = match self.partial.get_mut(&ev.tid) {
+                    Some((_, depth, frames)) => {
+                        for ip in [ev.a, ev.b, ev.c] {
+                            if frames.len() < *depth {
+                                frames.push(ip);
+                            }
+                        }
+                        frames.len() >= *depth
+                    }
+                    None => false,
+                };
+                if done {
+                    self.finish_stack(ev.tid);
+                }
+            }
+            kind::MMAP => {
+                self.thread(ev.tid);
+                let stack = self.node_of(ev.c);
+                self.emit(&Record::Mmap { addr: ev.a, len: ev.b, prot: (ev.d >> 32) as u32, flags: ev.d as u32, stack });
+            }
+            kind::MUNMAP => {
+                self.thread(ev.tid);
+                self.emit(&Record::Munmap { addr: ev.a, len: ev.b });
+            }
+            kind::MODULES => {
+                // SAFETY: the hook leaked this Box for us and never touches it again.
+                let list = unsafe { Box::from_raw(ev.a as *mut Vec<Module>) };
+                self.update_modules(*list);
+            }
+            kind::FLUSH => {
+                self.stamp_time();
+                self.flush();
+                ACKED.fetch_max(ev.c, Ordering::Release);
+            }
+            kind::END => {
+                let reason = match ev.a {
+                    0 => EndReason::Exit { code: ev.b as i32 },
+                    1 => EndReason::QuickExit { code: ev.b as i32 },
+                    2 => EndReason::Abort,
+                    _ => EndReason::Exec,
+                };
+                self.stamp_time();
+                let info = EndInfo {
+                    reason,
+                    anomalies: self.anomalies,
+                    unknown_frees: self.unknown_frees,
+                    dropped: self.dropped + DROPPED.load(Ordering::Relaxed),
+                };
+                self.emit(&Record::End(info));
+                self.flush();
+                if reason != EndReason::Exec {
+                    self.stop_recording();
+                }
+                ACKED.fetch_max(ev.c, Ordering::Release);
+            }
+            _ => {}
+        }
+    }
+
+    fn finish_stack(&mut self, tid: u32) {
+        if let Some((hash, _, frames)) = self.partial.remove(&tid) {
+            self.stacks.entry(hash).or_insert(Stack { ips: frames.into_boxed_slice(), node: 0, epoch: 0 });
+        }
+    }
+
+    fn update_modules(&mut self, now: Vec<Module>) {
+        let same = |a: &Module, b: &Module| a.base == b.base && a.path == b.path;
+        let gone: Vec<u32> =
+            self.modules.iter().filter(|m| !now.iter().any(|n| same(m, n))).map(|m| m.id).collect();
+        for id in &gone {
+            self.emit(&Record::ModuleUnload { id: *id });
+        }
+        self.modules.retain(|m| !gone.contains(&m.id));
+        if !gone.is_empty() {
+            // Addresses of unloaded code may be reused by the next library:
+            // stacks defined from now on must be symbolized with the new map.
+            self.new_epoch(false);
+        }
+        for mut m in now {
+            if !self.modules.iter().any(|o| same(o, &m)) {
+                m.id = self.next_module_id;
+                self.next_module_id += 1;
+                self.emit(&Record::Module(m.clone()));
+                self.modules.push(m);
+            }
+        }
+    }
+}
+
+fn write_all(fd: i32, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        // SAFETY: writes from a valid buffer to our own fd.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[n as usize..];
+    }
+    Ok(())
+}
+
+fn rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf cannot fail for _SC_PAGESIZE.
+    Some(pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64)
+}
+
+// ---- fork ----
+
+/// Before fork: everything recorded so far is written, and the writer is
+/// parked between two batches so the child inherits consistent state.
+pub extern "C" fn before_fork() {
+    let Some(_g) = Guard::enter() else { return };
+    if WRITER_PID.load(Ordering::Relaxed) == getpid() {
+        request(kind::FLUSH, 0, 0, Duration::from_secs(2));
+        STATE.lock();
+        FORK_LOCKED.store(true, Ordering::Relaxed);
+    }
+}
+
+static FORK_LOCKED: AtomicBool = AtomicBool::new(false);
+
+pub extern "C" fn after_fork_parent() {
+    if FORK_LOCKED.swap(false, Ordering::Relaxed) {
+        STATE.unlock();
+    }
+}
+
+/// In the child: the only thread. Apply what other threads completed before
+/// the fork (their memory came along), drop what they left half done, and
+/// start a new writer on a new trace that begins with the inherited blocks.
+pub extern "C" fn after_fork_child() {
+    guard::forget_tid();
+    if !FORK_LOCKED.swap(false, Ordering::Relaxed) {
+        // The parent was not recording (or had no writer): neither is the child.
+        WRITER_PID.store(0, Ordering::Relaxed);
+        return;
+    }
+    let parent_pid = WRITER_PID.load(Ordering::Relaxed);
+    // SAFETY: the lock is held (taken in before_fork, copied into the child).
+    let st = unsafe { STATE.get() };
+    let had_output = st.out.is_some() && !st.finished;
+    // The parent's file stays the parent's: close our copy without writing.
+    if let Some(o) = st.out.take() {
+        // SAFETY: our copy of the parent's fd.
+        unsafe { libc::close(o.fd) };
+    }
+    while let Pop::Event(ev) = QUEUE.pop() {
+        st.handle(&ev);
+    }
+    QUEUE.reset();
+    st.partial.clear();
+    st.realloc_stash.clear();
+    if had_output {
+        st.pending_start = Some(FileStart::Forked { parent_pid });
+        st.anomalies = 0;
+        st.unknown_frees = 0;
+        st.finished = false;
+    }
+    STATE.unlock();
+    if had_output {
+        spawn();
+    } else {
+        WRITER_PID.store(0, Ordering::Relaxed);
+    }
+}
