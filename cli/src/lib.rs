@@ -1,1 +1,10 @@
+//! The leakhunt CLI as a library: replay a trace into a model once, then
+//! report, draw or export it. `main.rs` only parses arguments and maps errors
+//! to exit codes.
 
+pub mod flamegraph;
+pub mod model;
+pub mod report;
+pub mod run;
+pub mod stacks;
+pub mod symbolize;

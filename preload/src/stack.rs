@@ -53,7 +53,11 @@ pub fn capture(tid: u32, push: impl Fn(&Event)) -> u64 {
         let ips = unsafe { &mut *s.ips.get() };
         // SAFETY: as above.
         let sent = unsafe { &mut *s.sent.get() };
-        let n = unsafe { crate::unwind::capture(&mut ips[..]) };
+        let mut n = unsafe { crate::unwind::capture(&mut ips[..]) };
+        // The outermost frame (`_start`) may report a null return address.
+        while n > 0 && ips[n - 1] == 0 {
+            n -= 1;
+        }
         // SAFETY: SELF_TEXT is only written by the constructor.
         let (lo, hi) = unsafe { SELF_TEXT };
         let mut skip = 0;

@@ -1,0 +1,250 @@
+//! One pass over a trace into the model every view reads (heaptrack's
+//! `accumulatedtracedata`): totals, the peak, live blocks at the end, per-stack
+//! aggregates, the stack trie and the module history.
+//!
+//! Memory grows with live blocks and distinct stacks, never with the number of
+//! events: the trace is streamed chunk by chunk.
+
+use leakhunt_format::{Cut, EndInfo, EndReason, FormatError, Module, ProcessInfo, Record, TraceReader};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot open {path}: {source}")]
+    Open { path: String, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Format { path: String, source: FormatError },
+    #[error("{path} is a directory, not a trace")]
+    Directory { path: String },
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Live {
+    pub size: u64,
+    pub stack: u64,
+}
+
+/// Allocation counts of one stack (a trie node).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StackTotals {
+    pub allocations: u64,
+    pub allocated_bytes: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct Totals {
+    pub allocations: u64,
+    pub frees: u64,
+    pub allocated_bytes: u64,
+    pub peak_bytes: u64,
+    /// Microseconds since the start of the trace.
+    pub peak_time_us: u64,
+    pub live_blocks_at_end: u64,
+    pub live_bytes_at_end: u64,
+    pub inherited_blocks: u64,
+    pub inherited_bytes: u64,
+    pub mmaps: u64,
+    pub munmaps: u64,
+}
+
+/// A module as recorded, with the stack-node ids during which it was mapped.
+#[derive(Debug, Clone)]
+pub struct ModuleSpan {
+    pub module: Module,
+    /// First node id defined while the module was mapped.
+    pub from_node: u64,
+    /// First node id defined after it was unmapped.
+    pub until_node: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+pub struct Model {
+    pub process: Option<ProcessInfo>,
+    pub modules: Vec<ModuleSpan>,
+    /// Node id -> (parent id, return address). Index 0 is the empty root.
+    pub nodes: Vec<(u64, u64)>,
+    pub live: HashMap<u64, Live>,
+    pub by_stack: HashMap<u64, StackTotals>,
+    pub totals: Totals,
+    pub duration_us: u64,
+    pub end: Option<EndInfo>,
+    /// Records after an END (exec failed and the image went on).
+    pub resumed_after_end: bool,
+    pub exit_status: Option<(Option<i32>, Option<i32>)>,
+    pub cut: Option<Cut>,
+    pub threads: u64,
+    pub peak_rss: u64,
+    pub records: u64,
+    pub file_bytes: u64,
+    /// Records that refer to things the trace never defined (a damaged trace).
+    pub inconsistencies: u64,
+}
+
+impl Model {
+    pub fn load(path: &Path) -> Result<Model, LoadError> {
+        let p = path.display().to_string();
+        if path.is_dir() {
+            return Err(LoadError::Directory { path: p });
+        }
+        let file = File::open(path).map_err(|source| LoadError::Open { path: p.clone(), source })?;
+        let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let reader = TraceReader::new(BufReader::with_capacity(1 << 20, file))
+            .map_err(|source| LoadError::Format { path: p.clone(), source })?;
+        let mut m = Model::replay(reader).map_err(|source| LoadError::Format { path: p, source })?;
+        m.file_bytes = file_bytes;
+        Ok(m)
+    }
+
+    pub fn replay<R: std::io::Read>(mut reader: TraceReader<R>) -> Result<Model, FormatError> {
+        let mut m = Model { nodes: vec![(0, 0)], ..Default::default() };
+        let mut now_us = 0u64;
+        let mut live_bytes = 0u64;
+        let mut tids = std::collections::HashSet::new();
+        while let Some(r) = reader.next_record()? {
+            m.records += 1;
+            if m.end.is_some() && !matches!(r, Record::ExitStatus { .. } | Record::Rss { .. }) {
+                // An exec that failed: the image went on after its END.
+                m.end = None;
+                m.resumed_after_end = true;
+            }
+            match r {
+                Record::Process(p) => m.process = Some(p),
+                Record::Module(module) => {
+                    let from_node = m.nodes.len() as u64;
+                    m.modules.push(ModuleSpan { module, from_node, until_node: None });
+                }
+                Record::ModuleUnload { id } => {
+                    let next = m.nodes.len() as u64;
+                    if let Some(s) = m.modules.iter_mut().rev().find(|s| s.module.id == id && s.until_node.is_none()) {
+                        s.until_node = Some(next);
+                    }
+                }
+                Record::StackNode { parent, ip } => {
+                    if parent >= m.nodes.len() as u64 {
+                        m.inconsistencies += 1;
+                    }
+                    m.nodes.push((parent.min(m.nodes.len() as u64 - 1), ip));
+                }
+                Record::Thread { tid } => {
+                    tids.insert(tid);
+                }
+                Record::Time { us } => now_us = us,
+                Record::Alloc { ptr, size, stack, .. } => {
+                    m.totals.allocations += 1;
+                    m.totals.allocated_bytes += size;
+                    let s = m.by_stack.entry(stack).or_default();
+                    s.allocations += 1;
+                    s.allocated_bytes += size;
+                    if let Some(old) = m.live.insert(ptr, Live { size, stack }) {
+                        m.inconsistencies += 1;
+                        live_bytes -= old.size;
+                    }
+                    live_bytes += size;
+                }
+                Record::Free { ptr } => match m.live.remove(&ptr) {
+                    Some(old) => {
+                        m.totals.frees += 1;
+                        live_bytes -= old.size;
+                    }
+                    None => m.inconsistencies += 1,
+                },
+                Record::Realloc { old_ptr, ptr, size, stack } => {
+                    m.totals.allocations += 1;
+                    m.totals.allocated_bytes += size;
+                    let s = m.by_stack.entry(stack).or_default();
+                    s.allocations += 1;
+                    s.allocated_bytes += size;
+                    match m.live.remove(&old_ptr) {
+                        Some(old) => {
+                            m.totals.frees += 1;
+                            live_bytes -= old.size;
+                        }
+                        None => m.inconsistencies += 1,
+                    }
+                    if let Some(old) = m.live.insert(ptr, Live { size, stack }) {
+                        m.inconsistencies += 1;
+                        live_bytes -= old.size;
+                    }
+                    live_bytes += size;
+                }
+                Record::Inherited { ptr, size, stack } => {
+                    m.totals.inherited_blocks += 1;
+                    m.totals.inherited_bytes += size;
+                    if let Some(old) = m.live.insert(ptr, Live { size, stack }) {
+                        live_bytes -= old.size;
+                    }
+                    live_bytes += size;
+                }
+                Record::Mmap { .. } => m.totals.mmaps += 1,
+                Record::Munmap { .. } => m.totals.munmaps += 1,
+                Record::Rss { bytes } => m.peak_rss = m.peak_rss.max(bytes),
+                Record::End(e) => m.end = Some(e),
+                Record::ExitStatus { code, signal } => m.exit_status = Some((code, signal)),
+            }
+            if live_bytes > m.totals.peak_bytes {
+                m.totals.peak_bytes = live_bytes;
+                m.totals.peak_time_us = now_us;
+            }
+        }
+        m.duration_us = now_us;
+        m.cut = reader.cut().cloned();
+        m.threads = tids.len() as u64;
+        m.totals.live_blocks_at_end = m.live.len() as u64;
+        m.totals.live_bytes_at_end = live_bytes;
+        Ok(m)
+    }
+
+    /// Return addresses of a stack, innermost first.
+    pub fn stack_ips(&self, mut node: u64) -> Vec<u64> {
+        let mut out = Vec::new();
+        while node != 0 && (node as usize) < self.nodes.len() && out.len() < 1024 {
+            let (parent, ip) = self.nodes[node as usize];
+            out.push(ip);
+            if parent >= node {
+                break;
+            }
+            node = parent;
+        }
+        out
+    }
+
+    /// The modules mapped when stack node `node` was defined.
+    pub fn modules_at(&self, node: u64) -> impl Iterator<Item = &Module> {
+        self.modules
+            .iter()
+            .filter(move |s| s.from_node <= node && s.until_node.is_none_or(|u| node < u))
+            .map(|s| &s.module)
+    }
+
+    /// The exit status as the program saw it: from `leakhunt run` when it
+    /// appended one, else from the recorder's END.
+    pub fn exit_code(&self) -> Option<i32> {
+        if let Some((code, _)) = self.exit_status {
+            return code;
+        }
+        match self.end?.reason {
+            EndReason::Exit { code } | EndReason::QuickExit { code } => Some(code),
+            _ => None,
+        }
+    }
+
+    pub fn exit_signal(&self) -> Option<i32> {
+        self.exit_status.and_then(|(_, s)| s)
+    }
+
+    /// Never-freed blocks grouped by allocation stack: (stack, bytes, blocks), largest first.
+    pub fn leaked_by_stack(&self) -> Vec<(u64, u64, u64)> {
+        let mut g: HashMap<u64, (u64, u64)> = HashMap::new();
+        for b in self.live.values() {
+            let e = g.entry(b.stack).or_default();
+            e.0 += b.size;
+            e.1 += 1;
+        }
+        let mut v: Vec<(u64, u64, u64)> = g.into_iter().map(|(s, (bytes, n))| (s, bytes, n)).collect();
+        v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
+        v
+    }
+}

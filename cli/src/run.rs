@@ -1,0 +1,201 @@
+//! `leakhunt run`: start a program under libleakhunt.so, wait for it, append
+//! its exit status to the trace, and summarize.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Where libleakhunt.so is: `$LEAKHUNT_PRELOAD`, beside our executable, or in
+/// `../lib` (and `../lib/leakhunt`) relative to it.
+pub fn find_preload() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("LEAKHUNT_PRELOAD") {
+        let p = PathBuf::from(p);
+        if p.is_file() {
+            return Ok(p);
+        }
+        bail!("LEAKHUNT_PRELOAD={} does not exist", p.display());
+    }
+    let exe = std::env::current_exe().context("cannot find the leakhunt executable")?;
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    let candidates =
+        [dir.join("libleakhunt.so"), dir.join("../lib/libleakhunt.so"), dir.join("../lib/leakhunt/libleakhunt.so")];
+    for c in &candidates {
+        if c.is_file() {
+            return Ok(c.canonicalize().unwrap_or_else(|_| c.clone()));
+        }
+    }
+    bail!(
+        "cannot find libleakhunt.so beside {} or in ../lib: build it with `cargo build --release` or set LEAKHUNT_PRELOAD",
+        exe.display()
+    )
+}
+
+/// The program a command name means, as `execvp` would find it.
+pub fn resolve_program(cmd: &str) -> Result<PathBuf> {
+    let found = if cmd.contains('/') {
+        let p = PathBuf::from(cmd);
+        p.exists().then_some(p)
+    } else {
+        std::env::var_os("PATH")
+            .map(|paths| std::env::split_paths(&paths).map(|d| d.join(cmd)).find(|p| is_executable(p)))
+            .unwrap_or(None)
+    };
+    let Some(p) = found else { bail!("cannot run {cmd}: no such program") };
+    if p.is_dir() {
+        bail!("cannot run {cmd}: it is a directory");
+    }
+    if !is_executable(&p) {
+        bail!("cannot run {cmd}: permission denied");
+    }
+    Ok(p)
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+/// LD_PRELOAD cannot enter a program without a dynamic loader.
+pub fn check_dynamic(program: &Path) -> Result<()> {
+    let mut head = [0u8; 4];
+    let Ok(bytes) = std::fs::read(program) else { return Ok(()) };
+    if bytes.len() >= 4 {
+        head.copy_from_slice(&bytes[..4]);
+    }
+    if &head != b"\x7fELF" {
+        // A script: its interpreter is what runs; assume it is dynamic.
+        return Ok(());
+    }
+    let Ok(obj) = object::File::parse(&*bytes) else { return Ok(()) };
+    use object::read::elf::{FileHeader, ProgramHeader};
+    let interp = match &obj {
+        object::File::Elf64(f) => {
+            let endian = f.endian();
+            f.elf_header()
+                .program_headers(endian, f.data())
+                .map(|phs| phs.iter().any(|ph| ph.p_type(endian) == object::elf::PT_INTERP))
+                .unwrap_or(true)
+        }
+        object::File::Elf32(_) => bail!("{} is a 32-bit program; leakhunt records 64-bit programs only", program.display()),
+        _ => true,
+    };
+    if !interp {
+        bail!(
+            "{} is statically linked: LD_PRELOAD cannot enter it, so leakhunt cannot record it (link it dynamically)",
+            program.display()
+        );
+    }
+    Ok(())
+}
+
+/// The name the recorder gives a trace: the program's file name, sanitized.
+pub fn program_name(cmd: &str) -> String {
+    let base = cmd.rsplit('/').next().unwrap_or(cmd);
+    let s: String = base.chars().map(|c| if c.is_alphanumeric() || "._-+".contains(c) { c } else { '_' }).collect();
+    if s.is_empty() {
+        "unknown".into()
+    } else {
+        s
+    }
+}
+
+pub struct Outcome {
+    pub trace: PathBuf,
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl Outcome {
+    /// What `leakhunt run` exits with: the program's status, or 128+signal as a shell does.
+    pub fn exit_code(&self) -> i32 {
+        match (self.code, self.signal) {
+            (Some(c), _) => c,
+            (None, Some(s)) => 128 + s,
+            _ => 1,
+        }
+    }
+}
+
+pub fn run(output: Option<&Path>, cmd: &[String]) -> Result<Outcome> {
+    let Some(program) = cmd.first() else { bail!("no command given: leakhunt run -- PROGRAM [ARGS...]") };
+    let preload = find_preload()?;
+    let resolved = resolve_program(program)?;
+    check_dynamic(&resolved)?;
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let explicit = output.map(|o| if o.is_absolute() { o.to_path_buf() } else { cwd.join(o) });
+    if let Some(path) = &explicit {
+        if path.is_dir() {
+            bail!("cannot write the trace to {}: it is a directory", path.display());
+        }
+        if let Some(parent) = path.parent() {
+            if !parent.as_os_str().is_empty() && !parent.is_dir() {
+                bail!("cannot write the trace to {}: directory {} does not exist", path.display(), parent.display());
+            }
+        }
+        // The recorder never overwrites; the user asked for this path, so make room.
+        if path.symlink_metadata().is_ok() {
+            std::fs::remove_file(path).with_context(|| format!("cannot replace {}", path.display()))?;
+        }
+    }
+    let template = match &explicit {
+        Some(p) => p.to_string_lossy().replace('%', "%%"),
+        None => cwd.join(format!("leakhunt.{}.%p.trace", program_name(program))).to_string_lossy().into_owned(),
+    };
+    let mut ld_preload = preload.to_string_lossy().into_owned();
+    if let Some(old) = std::env::var_os("LD_PRELOAD") {
+        if !old.is_empty() {
+            ld_preload = format!("{ld_preload}:{}", old.to_string_lossy());
+        }
+    }
+    let mut command = Command::new(program);
+    command.args(&cmd[1..]).env("LD_PRELOAD", ld_preload).env("LEAKHUNT_OUTPUT", &template);
+    if std::env::var_os("PYTHONMALLOC").is_none() {
+        command.env("PYTHONMALLOC", "malloc");
+    }
+    let mut child = command.spawn().with_context(|| format!("cannot run {program}"))?;
+    // Ctrl-C goes to the whole foreground group: the program gets it and may
+    // exit cleanly; we stay to write the summary.
+    let _ignore = IgnoreInterrupts::new();
+    let status = child.wait().context("cannot wait for the program")?;
+    let trace = match explicit {
+        Some(p) => p,
+        None => PathBuf::from(template.replace("%p", &child.id().to_string())),
+    };
+    use std::os::unix::process::ExitStatusExt;
+    let outcome = Outcome { trace, code: status.code(), signal: status.signal() };
+    if outcome.trace.is_file() {
+        append_exit_status(&outcome.trace, outcome.code, outcome.signal)
+            .with_context(|| format!("cannot append the exit status to {}", outcome.trace.display()))?;
+    }
+    Ok(outcome)
+}
+
+fn append_exit_status(trace: &Path, code: Option<i32>, signal: Option<i32>) -> Result<()> {
+    let mut w = leakhunt_format::ChunkWriter::default();
+    w.push(&leakhunt_format::Record::ExitStatus { code, signal });
+    let mut f = std::fs::OpenOptions::new().append(true).open(trace)?;
+    w.flush_to(&mut f)?;
+    Ok(())
+}
+
+/// SIGINT and SIGQUIT ignored while alive (like `time` or a shell waiting).
+struct IgnoreInterrupts {
+    old: [libc::sighandler_t; 2],
+}
+
+impl IgnoreInterrupts {
+    fn new() -> Self {
+        // SAFETY: installing SIG_IGN has no preconditions.
+        unsafe { IgnoreInterrupts { old: [libc::signal(libc::SIGINT, libc::SIG_IGN), libc::signal(libc::SIGQUIT, libc::SIG_IGN)] } }
+    }
+}
+
+impl Drop for IgnoreInterrupts {
+    fn drop(&mut self) {
+        // SAFETY: restores the dispositions returned above.
+        unsafe {
+            libc::signal(libc::SIGINT, self.old[0]);
+            libc::signal(libc::SIGQUIT, self.old[1]);
+        }
+    }
+}

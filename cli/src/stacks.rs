@@ -1,0 +1,108 @@
+//! Turning recorded stack nodes into symbolized frames, with the module map
+//! that was in force when each stack was recorded.
+
+use crate::model::Model;
+use crate::symbolize::{Frame, Language, ModuleMap, Symbolizer};
+use std::collections::HashMap;
+
+/// Symbolizes stacks of one trace; caches per stack node and per module set.
+pub struct Stacks<'a> {
+    model: &'a Model,
+    /// One symbolizer per distinct set of mapped modules (a new set appears
+    /// only when a library was unloaded).
+    symbolizers: HashMap<Vec<usize>, Symbolizer>,
+    cache: HashMap<u64, std::rc::Rc<Vec<Frame>>>,
+}
+
+impl<'a> Stacks<'a> {
+    pub fn new(model: &'a Model) -> Stacks<'a> {
+        Stacks { model, symbolizers: HashMap::new(), cache: HashMap::new() }
+    }
+
+    fn module_set(&self, node: u64) -> Vec<usize> {
+        self.model
+            .modules
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.from_node <= node && s.until_node.is_none_or(|u| node < u))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Frames of the stack ending at `node`, innermost first, inlined frames
+    /// expanded. Frames of the allocator itself are already left out by the
+    /// recorder.
+    pub fn frames(&mut self, node: u64) -> std::rc::Rc<Vec<Frame>> {
+        if let Some(f) = self.cache.get(&node) {
+            return f.clone();
+        }
+        let key = self.module_set(node);
+        let model = self.model;
+        let sym = self.symbolizers.entry(key.clone()).or_insert_with(|| {
+            Symbolizer::new(
+                key.iter()
+                    .map(|&i| {
+                        let m = &model.modules[i].module;
+                        ModuleMap {
+                            path: m.path.clone(),
+                            base: m.base,
+                            build_id: m.build_id.clone(),
+                            segments: m.segments.iter().map(|s| (s.vaddr, s.memsz, s.flags)).collect(),
+                        }
+                    })
+                    .collect(),
+            )
+        });
+        let mut frames = Vec::new();
+        for ip in model.stack_ips(node) {
+            // Every recorded address is a return address: the innermost one
+            // points just after the call into the allocator.
+            frames.extend(sym.symbolize(ip, true));
+        }
+        let rc = std::rc::Rc::new(frames);
+        self.cache.insert(node, rc.clone());
+        rc
+    }
+
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w: Vec<String> = self.symbolizers.values().flat_map(|s| s.warnings().iter().cloned()).collect();
+        w.sort();
+        w.dedup();
+        w
+    }
+}
+
+/// Short module name for display: the file name of its path.
+pub fn module_short(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// How a frame is named in one line: the function, or `module+0xoffset`.
+pub fn frame_name(f: &Frame) -> String {
+    match &f.function {
+        Some(name) => name.clone(),
+        None if f.module == "?" || f.module.is_empty() => format!("{:#x}", f.address),
+        None => format!("{}+{:#x}", module_short(&f.module), f.offset),
+    }
+}
+
+pub fn language_name(l: Language) -> &'static str {
+    match l {
+        Language::C => "c",
+        Language::Cpp => "c++",
+        Language::Rust => "rust",
+        Language::Unknown => "unknown",
+    }
+}
+
+/// Frames that belong to the runtime's allocation machinery rather than to the
+/// program: `operator new`, `strdup` and friends. A report names the first
+/// frame after them as the allocation site.
+pub fn is_allocator_frame(f: &Frame) -> bool {
+    let Some(name) = f.function.as_deref() else { return false };
+    let base = name.split('(').next().unwrap_or(name);
+    matches!(
+        base,
+        "operator new" | "operator new[]" | "__libc_malloc" | "__libc_calloc" | "__libc_realloc" | "__libc_memalign"
+    )
+}
