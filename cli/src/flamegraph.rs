@@ -19,8 +19,11 @@ pub fn collapsed(model: &Model, what: What) -> (Vec<String>, u64, u64) {
     let weights: Vec<(u64, u64, u64)> = match what {
         What::Leaked => model.leaked_by_stack(),
         What::Allocated => {
-            let mut v: Vec<(u64, u64, u64)> =
-                model.by_stack.iter().map(|(&s, t)| (s, t.allocated_bytes, t.allocations)).collect();
+            let mut v: Vec<(u64, u64, u64)> = model
+                .by_stack
+                .iter()
+                .map(|(&s, t)| (s, t.allocated_bytes, t.allocations))
+                .collect();
             v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             v
         }
@@ -35,31 +38,53 @@ pub fn collapsed(model: &Model, what: What) -> (Vec<String>, u64, u64) {
         bytes += b;
         blocks += n;
         let frames = stacks.frames(node);
-        let mut names: Vec<String> =
-            frames.iter().rev().map(|f| frame_name(f).replace(';', ":")).collect();
+        let mut names: Vec<String> = frames
+            .iter()
+            .rev()
+            .map(|f| frame_name(f).replace(';', ":"))
+            .collect();
         if names.is_empty() {
             names.push("[no stack]".into());
         }
         *merged.entry(names.join(";")).or_default() += b;
     }
-    let mut lines: Vec<String> = merged.into_iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let mut lines: Vec<String> = merged
+        .into_iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
     lines.sort();
     (lines, bytes, blocks)
 }
 
-pub fn render(model: &Model, what: What, title: Option<&str>, out: impl Write) -> anyhow::Result<()> {
+pub fn render(
+    model: &Model,
+    what: What,
+    title: Option<&str>,
+    out: impl Write,
+) -> anyhow::Result<()> {
     let (lines, bytes, blocks) = collapsed(model, what);
-    let program = model.process.as_ref().map(|p| p.argv.join(" ")).unwrap_or_default();
+    let program = model
+        .process
+        .as_ref()
+        .map(|p| p.argv.join(" "))
+        .unwrap_or_default();
     let counted = match what {
         What::Leaked => "bytes never freed",
         What::Allocated => "bytes allocated",
     };
     let mut opts = inferno::flamegraph::Options::default();
-    opts.title = title.map(str::to_string).unwrap_or_else(|| format!("leakhunt: {counted} by allocation stack"));
-    opts.subtitle = Some(format!("{program}: {} {counted} in {} blocks", commas(bytes), commas(blocks)));
+    opts.title = title
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("leakhunt: {counted} by allocation stack"));
+    opts.subtitle = Some(format!(
+        "{program}: {} {counted} in {} blocks",
+        commas(bytes),
+        commas(blocks)
+    ));
     opts.count_name = "bytes".into();
     opts.name_type = "Function:".into();
-    opts.colors = inferno::flamegraph::color::Palette::Basic(inferno::flamegraph::color::BasicPalette::Mem);
+    opts.colors =
+        inferno::flamegraph::color::Palette::Basic(inferno::flamegraph::color::BasicPalette::Mem);
     if lines.is_empty() {
         // inferno refuses an empty profile; a single root says "nothing" honestly.
         let empty = [format!("no {counted} 0")];

@@ -34,7 +34,12 @@ enum Cmd {
         #[arg(short, long, value_name = "TRACE")]
         output: Option<PathBuf>,
         /// The program and its arguments (after `--`).
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
         command: Vec<String>,
     },
     /// Explain a trace: totals, the peak, and the blocks never freed, by stack.
@@ -130,7 +135,12 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::from(outcome.exit_code().clamp(0, 255) as u8))
         }
-        Cmd::Report { trace, format, limit, depth } => {
+        Cmd::Report {
+            trace,
+            format,
+            limit,
+            depth,
+        } => {
             let m = load(&trace)?;
             let opts = report::Options { limit, depth };
             match format {
@@ -142,11 +152,17 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Flamegraph { trace, output, what, title } => {
+        Cmd::Flamegraph {
+            trace,
+            output,
+            what,
+            title,
+        } => {
             let m = load(&trace)?;
             let mut buf = Vec::new();
             flamegraph::render(&m, what, title.as_deref(), &mut buf)?;
-            std::fs::write(&output, buf).with_context(|| format!("cannot write {}", output.display()))?;
+            std::fs::write(&output, buf)
+                .with_context(|| format!("cannot write {}", output.display()))?;
             eprintln!("leakhunt: wrote {}", output.display());
             Ok(ExitCode::SUCCESS)
         }

@@ -5,7 +5,9 @@
 //! Memory grows with live blocks and distinct stacks, never with the number of
 //! events: the trace is streamed chunk by chunk.
 
-use leakhunt_format::{Cut, EndInfo, EndReason, FormatError, Module, ProcessInfo, Record, TraceReader};
+use leakhunt_format::{
+    Cut, EndInfo, EndReason, FormatError, Module, ProcessInfo, Record, TraceReader,
+};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
@@ -14,7 +16,10 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot open {path}: {source}")]
-    Open { path: String, source: std::io::Error },
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
     Format { path: String, source: FormatError },
     #[error("{path} is a directory, not a trace")]
@@ -89,17 +94,29 @@ impl Model {
         if path.is_dir() {
             return Err(LoadError::Directory { path: p });
         }
-        let file = File::open(path).map_err(|source| LoadError::Open { path: p.clone(), source })?;
+        let file = File::open(path).map_err(|source| LoadError::Open {
+            path: p.clone(),
+            source,
+        })?;
         let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let reader = TraceReader::new(BufReader::with_capacity(1 << 20, file))
-            .map_err(|source| LoadError::Format { path: p.clone(), source })?;
-        let mut m = Model::replay(reader).map_err(|source| LoadError::Format { path: p, source })?;
+        let reader =
+            TraceReader::new(BufReader::with_capacity(1 << 20, file)).map_err(|source| {
+                LoadError::Format {
+                    path: p.clone(),
+                    source,
+                }
+            })?;
+        let mut m =
+            Model::replay(reader).map_err(|source| LoadError::Format { path: p, source })?;
         m.file_bytes = file_bytes;
         Ok(m)
     }
 
     pub fn replay<R: std::io::Read>(mut reader: TraceReader<R>) -> Result<Model, FormatError> {
-        let mut m = Model { nodes: vec![(0, 0)], ..Default::default() };
+        let mut m = Model {
+            nodes: vec![(0, 0)],
+            ..Default::default()
+        };
         let mut now_us = 0u64;
         let mut live_bytes = 0u64;
         let mut tids = std::collections::HashSet::new();
@@ -114,11 +131,20 @@ impl Model {
                 Record::Process(p) => m.process = Some(p),
                 Record::Module(module) => {
                     let from_node = m.nodes.len() as u64;
-                    m.modules.push(ModuleSpan { module, from_node, until_node: None });
+                    m.modules.push(ModuleSpan {
+                        module,
+                        from_node,
+                        until_node: None,
+                    });
                 }
                 Record::ModuleUnload { id } => {
                     let next = m.nodes.len() as u64;
-                    if let Some(s) = m.modules.iter_mut().rev().find(|s| s.module.id == id && s.until_node.is_none()) {
+                    if let Some(s) = m
+                        .modules
+                        .iter_mut()
+                        .rev()
+                        .find(|s| s.module.id == id && s.until_node.is_none())
+                    {
                         s.until_node = Some(next);
                     }
                 }
@@ -132,7 +158,9 @@ impl Model {
                     tids.insert(tid);
                 }
                 Record::Time { us } => now_us = us,
-                Record::Alloc { ptr, size, stack, .. } => {
+                Record::Alloc {
+                    ptr, size, stack, ..
+                } => {
                     m.totals.allocations += 1;
                     m.totals.allocated_bytes += size;
                     let s = m.by_stack.entry(stack).or_default();
@@ -151,7 +179,12 @@ impl Model {
                     }
                     None => m.inconsistencies += 1,
                 },
-                Record::Realloc { old_ptr, ptr, size, stack } => {
+                Record::Realloc {
+                    old_ptr,
+                    ptr,
+                    size,
+                    stack,
+                } => {
                     m.totals.allocations += 1;
                     m.totals.allocated_bytes += size;
                     let s = m.by_stack.entry(stack).or_default();
@@ -243,7 +276,8 @@ impl Model {
             e.0 += b.size;
             e.1 += 1;
         }
-        let mut v: Vec<(u64, u64, u64)> = g.into_iter().map(|(s, (bytes, n))| (s, bytes, n)).collect();
+        let mut v: Vec<(u64, u64, u64)> =
+            g.into_iter().map(|(s, (bytes, n))| (s, bytes, n)).collect();
         v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
         v
     }

@@ -17,7 +17,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { limit: 25, depth: 24 }
+        Options {
+            limit: 25,
+            depth: 24,
+        }
     }
 }
 
@@ -45,12 +48,20 @@ pub fn loss_records(model: &Model) -> Vec<LossRecord> {
     model
         .leaked_by_stack()
         .into_iter()
-        .map(|(stack, bytes, blocks)| LossRecord { kind: "never_freed", stack, bytes, blocks })
+        .map(|(stack, bytes, blocks)| LossRecord {
+            kind: "never_freed",
+            stack,
+            bytes,
+            blocks,
+        })
         .collect()
 }
 
 /// A short description of how the process ended.
 pub fn ending(model: &Model) -> String {
+    if let Some(EndReason::Exec) = model.end.map(|e| e.reason) {
+        return "replaced itself with exec (the new image has its own trace)".into();
+    }
     if let Some((code, signal)) = model.exit_status {
         if let Some(s) = signal {
             return format!("was killed by signal {s} ({})", signal_name(s));
@@ -61,9 +72,13 @@ pub fn ending(model: &Model) -> String {
     }
     match model.end.map(|e| e.reason) {
         Some(EndReason::Exit { code }) => format!("exited with status {code}"),
-        Some(EndReason::QuickExit { code }) => format!("called _exit({code}) (no atexit handlers ran)"),
+        Some(EndReason::QuickExit { code }) => {
+            format!("called _exit({code}) (no atexit handlers ran)")
+        }
         Some(EndReason::Abort) => "aborted".into(),
-        Some(EndReason::Exec) => "replaced itself with exec (the new image has its own trace)".into(),
+        Some(EndReason::Exec) => {
+            "replaced itself with exec (the new image has its own trace)".into()
+        }
         None => "did not finish its trace (killed or crashed)".into(),
     }
 }
@@ -112,12 +127,20 @@ fn frame_json(f: &crate::symbolize::Frame) -> JsonFrame {
 pub fn to_json(model: &Model, opts: &Options) -> Value {
     let mut stacks = Stacks::new(model);
     let records = loss_records(model);
-    let shown = if opts.limit == 0 { records.len() } else { records.len().min(opts.limit) };
+    let shown = if opts.limit == 0 {
+        records.len()
+    } else {
+        records.len().min(opts.limit)
+    };
     let recs: Vec<Value> = records[..shown]
         .iter()
         .map(|r| {
             let frames = stacks.frames(r.stack);
-            let depth = if opts.depth == 0 { frames.len() } else { frames.len().min(opts.depth) };
+            let depth = if opts.depth == 0 {
+                frames.len()
+            } else {
+                frames.len().min(opts.depth)
+            };
             json!({
                 "kind": r.kind,
                 "bytes": r.bytes,
@@ -208,7 +231,10 @@ fn plural(n: u64, one: &str, many: &str) -> String {
 
 pub fn program_line(model: &Model) -> String {
     let p = model.process.as_ref();
-    let argv = p.map(|p| p.argv.join(" ")).filter(|s| !s.is_empty()).unwrap_or_else(|| "(unknown program)".into());
+    let argv = p
+        .map(|p| p.argv.join(" "))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "(unknown program)".into());
     let pid = p.map(|p| p.pid.to_string()).unwrap_or_else(|| "?".into());
     let forked = match p.map(|p| p.origin) {
         Some(Origin::Fork { parent_pid }) => format!(", forked from {parent_pid}"),
@@ -276,7 +302,11 @@ pub fn to_text(model: &Model, opts: &Options) -> String {
     let records = loss_records(model);
     let mut stacks = Stacks::new(model);
     let n = records.len();
-    let shown = if opts.limit == 0 { n } else { n.min(opts.limit) };
+    let shown = if opts.limit == 0 {
+        n
+    } else {
+        n.min(opts.limit)
+    };
     for (i, r) in records[..shown].iter().enumerate() {
         let _ = writeln!(
             o,
@@ -287,8 +317,15 @@ pub fn to_text(model: &Model, opts: &Options) -> String {
             n
         );
         let frames = stacks.frames(r.stack);
-        let site = frames.iter().position(|f| !is_allocator_frame(f)).unwrap_or(0);
-        let depth = if opts.depth == 0 { frames.len() } else { frames.len().min(site + opts.depth) };
+        let site = frames
+            .iter()
+            .position(|f| !is_allocator_frame(f))
+            .unwrap_or(0);
+        let depth = if opts.depth == 0 {
+            frames.len()
+        } else {
+            frames.len().min(site + opts.depth)
+        };
         for (k, f) in frames[..depth].iter().enumerate() {
             let lead = if k == 0 { "at" } else { "by" };
             let mut line = format!("   {lead} {}", frame_name(f));
@@ -311,7 +348,11 @@ pub fn to_text(model: &Model, opts: &Options) -> String {
         let _ = writeln!(o);
     }
     if shown < n {
-        let _ = writeln!(o, "... {} more loss records (--limit 0 shows all)\n", n - shown);
+        let _ = writeln!(
+            o,
+            "... {} more loss records (--limit 0 shows all)\n",
+            n - shown
+        );
     }
     let _ = writeln!(o, "LEAK SUMMARY:");
     let _ = writeln!(
@@ -320,7 +361,10 @@ pub fn to_text(model: &Model, opts: &Options) -> String {
         plural(t.live_bytes_at_end, "byte", "bytes"),
         plural(t.live_blocks_at_end, "block", "blocks")
     );
-    let _ = writeln!(o, "    (leak kinds need the exit scan, which this trace does not have)");
+    let _ = writeln!(
+        o,
+        "    (leak kinds need the exit scan, which this trace does not have)"
+    );
     for w in stacks.warnings() {
         let _ = writeln!(o, "warning: {w}");
     }

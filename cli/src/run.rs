@@ -17,8 +17,11 @@ pub fn find_preload() -> Result<PathBuf> {
     }
     let exe = std::env::current_exe().context("cannot find the leakhunt executable")?;
     let dir = exe.parent().unwrap_or(Path::new("."));
-    let candidates =
-        [dir.join("libleakhunt.so"), dir.join("../lib/libleakhunt.so"), dir.join("../lib/leakhunt/libleakhunt.so")];
+    let candidates = [
+        dir.join("libleakhunt.so"),
+        dir.join("../lib/libleakhunt.so"),
+        dir.join("../lib/leakhunt/libleakhunt.so"),
+    ];
     for c in &candidates {
         if c.is_file() {
             return Ok(c.canonicalize().unwrap_or_else(|_| c.clone()));
@@ -37,10 +40,16 @@ pub fn resolve_program(cmd: &str) -> Result<PathBuf> {
         p.exists().then_some(p)
     } else {
         std::env::var_os("PATH")
-            .map(|paths| std::env::split_paths(&paths).map(|d| d.join(cmd)).find(|p| is_executable(p)))
+            .map(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|d| d.join(cmd))
+                    .find(|p| is_executable(p))
+            })
             .unwrap_or(None)
     };
-    let Some(p) = found else { bail!("cannot run {cmd}: no such program") };
+    let Some(p) = found else {
+        bail!("cannot run {cmd}: no such program")
+    };
     if p.is_dir() {
         bail!("cannot run {cmd}: it is a directory");
     }
@@ -52,13 +61,17 @@ pub fn resolve_program(cmd: &str) -> Result<PathBuf> {
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    p.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 /// LD_PRELOAD cannot enter a program without a dynamic loader.
 pub fn check_dynamic(program: &Path) -> Result<()> {
     let mut head = [0u8; 4];
-    let Ok(bytes) = std::fs::read(program) else { return Ok(()) };
+    let Ok(bytes) = std::fs::read(program) else {
+        return Ok(());
+    };
     if bytes.len() >= 4 {
         head.copy_from_slice(&bytes[..4]);
     }
@@ -66,17 +79,25 @@ pub fn check_dynamic(program: &Path) -> Result<()> {
         // A script: its interpreter is what runs; assume it is dynamic.
         return Ok(());
     }
-    let Ok(obj) = object::File::parse(&*bytes) else { return Ok(()) };
+    let Ok(obj) = object::File::parse(&*bytes) else {
+        return Ok(());
+    };
     use object::read::elf::{FileHeader, ProgramHeader};
     let interp = match &obj {
         object::File::Elf64(f) => {
             let endian = f.endian();
             f.elf_header()
                 .program_headers(endian, f.data())
-                .map(|phs| phs.iter().any(|ph| ph.p_type(endian) == object::elf::PT_INTERP))
+                .map(|phs| {
+                    phs.iter()
+                        .any(|ph| ph.p_type(endian) == object::elf::PT_INTERP)
+                })
                 .unwrap_or(true)
         }
-        object::File::Elf32(_) => bail!("{} is a 32-bit program; leakhunt records 64-bit programs only", program.display()),
+        object::File::Elf32(_) => bail!(
+            "{} is a 32-bit program; leakhunt records 64-bit programs only",
+            program.display()
+        ),
         _ => true,
     };
     if !interp {
@@ -91,7 +112,16 @@ pub fn check_dynamic(program: &Path) -> Result<()> {
 /// The name the recorder gives a trace: the program's file name, sanitized.
 pub fn program_name(cmd: &str) -> String {
     let base = cmd.rsplit('/').next().unwrap_or(cmd);
-    let s: String = base.chars().map(|c| if c.is_alphanumeric() || "._-+".contains(c) { c } else { '_' }).collect();
+    let s: String = base
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "._-+".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     if s.is_empty() {
         "unknown".into()
     } else {
@@ -117,29 +147,48 @@ impl Outcome {
 }
 
 pub fn run(output: Option<&Path>, cmd: &[String]) -> Result<Outcome> {
-    let Some(program) = cmd.first() else { bail!("no command given: leakhunt run -- PROGRAM [ARGS...]") };
+    let Some(program) = cmd.first() else {
+        bail!("no command given: leakhunt run -- PROGRAM [ARGS...]")
+    };
     let preload = find_preload()?;
     let resolved = resolve_program(program)?;
     check_dynamic(&resolved)?;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let explicit = output.map(|o| if o.is_absolute() { o.to_path_buf() } else { cwd.join(o) });
+    let explicit = output.map(|o| {
+        if o.is_absolute() {
+            o.to_path_buf()
+        } else {
+            cwd.join(o)
+        }
+    });
     if let Some(path) = &explicit {
         if path.is_dir() {
-            bail!("cannot write the trace to {}: it is a directory", path.display());
+            bail!(
+                "cannot write the trace to {}: it is a directory",
+                path.display()
+            );
         }
         if let Some(parent) = path.parent() {
             if !parent.as_os_str().is_empty() && !parent.is_dir() {
-                bail!("cannot write the trace to {}: directory {} does not exist", path.display(), parent.display());
+                bail!(
+                    "cannot write the trace to {}: directory {} does not exist",
+                    path.display(),
+                    parent.display()
+                );
             }
         }
         // The recorder never overwrites; the user asked for this path, so make room.
         if path.symlink_metadata().is_ok() {
-            std::fs::remove_file(path).with_context(|| format!("cannot replace {}", path.display()))?;
+            std::fs::remove_file(path)
+                .with_context(|| format!("cannot replace {}", path.display()))?;
         }
     }
     let template = match &explicit {
         Some(p) => p.to_string_lossy().replace('%', "%%"),
-        None => cwd.join(format!("leakhunt.{}.%p.trace", program_name(program))).to_string_lossy().into_owned(),
+        None => cwd
+            .join(format!("leakhunt.{}.%p.trace", program_name(program)))
+            .to_string_lossy()
+            .into_owned(),
     };
     let mut ld_preload = preload.to_string_lossy().into_owned();
     if let Some(old) = std::env::var_os("LD_PRELOAD") {
@@ -148,11 +197,16 @@ pub fn run(output: Option<&Path>, cmd: &[String]) -> Result<Outcome> {
         }
     }
     let mut command = Command::new(program);
-    command.args(&cmd[1..]).env("LD_PRELOAD", ld_preload).env("LEAKHUNT_OUTPUT", &template);
+    command
+        .args(&cmd[1..])
+        .env("LD_PRELOAD", ld_preload)
+        .env("LEAKHUNT_OUTPUT", &template);
     if std::env::var_os("PYTHONMALLOC").is_none() {
         command.env("PYTHONMALLOC", "malloc");
     }
-    let mut child = command.spawn().with_context(|| format!("cannot run {program}"))?;
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot run {program}"))?;
     // Ctrl-C goes to the whole foreground group: the program gets it and may
     // exit cleanly; we stay to write the summary.
     let _ignore = IgnoreInterrupts::new();
@@ -162,12 +216,62 @@ pub fn run(output: Option<&Path>, cmd: &[String]) -> Result<Outcome> {
         None => PathBuf::from(template.replace("%p", &child.id().to_string())),
     };
     use std::os::unix::process::ExitStatusExt;
-    let outcome = Outcome { trace, code: status.code(), signal: status.signal() };
+    let trace = last_image(&trace, child.id(), explicit_template(&template));
+    let outcome = Outcome {
+        trace,
+        code: status.code(),
+        signal: status.signal(),
+    };
     if outcome.trace.is_file() {
-        append_exit_status(&outcome.trace, outcome.code, outcome.signal)
-            .with_context(|| format!("cannot append the exit status to {}", outcome.trace.display()))?;
+        append_exit_status(&outcome.trace, outcome.code, outcome.signal).with_context(|| {
+            format!(
+                "cannot append the exit status to {}",
+                outcome.trace.display()
+            )
+        })?;
     }
     Ok(outcome)
+}
+
+fn explicit_template(template: &str) -> bool {
+    !template.contains("%p")
+}
+
+/// The trace of the image the program finally ran: when it exec'd, the new
+/// image of the same pid wrote the next file (named as `preload/src/output.rs`
+/// names a file whose first choice exists).
+fn last_image(first: &Path, pid: u32, explicit: bool) -> PathBuf {
+    let mut current = first.to_path_buf();
+    let base = if explicit {
+        format!("{}.{pid}", first.display())
+    } else {
+        first.display().to_string()
+    };
+    let mut candidates = Vec::new();
+    if explicit {
+        candidates.push(PathBuf::from(&base));
+    }
+    candidates.extend((1..100).map(|n| PathBuf::from(format!("{base}.{n}"))));
+    let mut next = candidates.into_iter();
+    loop {
+        let ended_in_exec = crate::model::Model::load(&current).is_ok_and(|m| {
+            matches!(
+                m.end.map(|e| e.reason),
+                Some(leakhunt_format::EndReason::Exec)
+            )
+        });
+        if !ended_in_exec {
+            return current;
+        }
+        let found = next.by_ref().find(|c| {
+            crate::model::Model::load(c)
+                .is_ok_and(|m| m.process.as_ref().is_some_and(|p| p.pid == pid))
+        });
+        match found {
+            Some(c) => current = c,
+            None => return current,
+        }
+    }
 }
 
 fn append_exit_status(trace: &Path, code: Option<i32>, signal: Option<i32>) -> Result<()> {
@@ -186,7 +290,14 @@ struct IgnoreInterrupts {
 impl IgnoreInterrupts {
     fn new() -> Self {
         // SAFETY: installing SIG_IGN has no preconditions.
-        unsafe { IgnoreInterrupts { old: [libc::signal(libc::SIGINT, libc::SIG_IGN), libc::signal(libc::SIGQUIT, libc::SIG_IGN)] } }
+        unsafe {
+            IgnoreInterrupts {
+                old: [
+                    libc::signal(libc::SIGINT, libc::SIG_IGN),
+                    libc::signal(libc::SIGQUIT, libc::SIG_IGN),
+                ],
+            }
+        }
     }
 }
 

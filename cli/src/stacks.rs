@@ -16,7 +16,11 @@ pub struct Stacks<'a> {
 
 impl<'a> Stacks<'a> {
     pub fn new(model: &'a Model) -> Stacks<'a> {
-        Stacks { model, symbolizers: HashMap::new(), cache: HashMap::new() }
+        Stacks {
+            model,
+            symbolizers: HashMap::new(),
+            cache: HashMap::new(),
+        }
     }
 
     fn module_set(&self, node: u64) -> Vec<usize> {
@@ -47,7 +51,11 @@ impl<'a> Stacks<'a> {
                             path: m.path.clone(),
                             base: m.base,
                             build_id: m.build_id.clone(),
-                            segments: m.segments.iter().map(|s| (s.vaddr, s.memsz, s.flags)).collect(),
+                            segments: m
+                                .segments
+                                .iter()
+                                .map(|s| (s.vaddr, s.memsz, s.flags))
+                                .collect(),
                         }
                     })
                     .collect(),
@@ -65,7 +73,11 @@ impl<'a> Stacks<'a> {
     }
 
     pub fn warnings(&self) -> Vec<String> {
-        let mut w: Vec<String> = self.symbolizers.values().flat_map(|s| s.warnings().iter().cloned()).collect();
+        let mut w: Vec<String> = self
+            .symbolizers
+            .values()
+            .flat_map(|s| s.warnings().iter().cloned())
+            .collect();
         w.sort();
         w.dedup();
         w
@@ -99,10 +111,17 @@ pub fn language_name(l: Language) -> &'static str {
 /// program: `operator new`, `strdup` and friends. A report names the first
 /// frame after them as the allocation site.
 pub fn is_allocator_frame(f: &Frame) -> bool {
-    let Some(name) = f.function.as_deref() else { return false };
+    let Some(name) = f.function.as_deref() else {
+        return false;
+    };
     let base = name.split('(').next().unwrap_or(name);
     matches!(
         base,
-        "operator new" | "operator new[]" | "__libc_malloc" | "__libc_calloc" | "__libc_realloc" | "__libc_memalign"
+        "operator new"
+            | "operator new[]"
+            | "__libc_malloc"
+            | "__libc_calloc"
+            | "__libc_realloc"
+            | "__libc_memalign"
     )
 }

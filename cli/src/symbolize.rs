@@ -88,10 +88,18 @@ impl Symbolizer {
         let mut spans = Vec::new();
         for (index, module) in modules.iter().enumerate() {
             for &(vaddr, memsz, _flags) in &module.segments {
-                let Some(start) = module.base.checked_add(vaddr) else { continue };
-                let Some(end) = start.checked_add(memsz) else { continue };
+                let Some(start) = module.base.checked_add(vaddr) else {
+                    continue;
+                };
+                let Some(end) = start.checked_add(memsz) else {
+                    continue;
+                };
                 if end > start {
-                    spans.push(Span { start, end, module: index });
+                    spans.push(Span {
+                        start,
+                        end,
+                        module: index,
+                    });
                 }
             }
         }
@@ -161,7 +169,11 @@ impl Symbolizer {
     }
 
     fn resolve(&mut self, ip: u64, is_return_address: bool) -> Vec<Frame> {
-        let probe_ip = if is_return_address { ip.saturating_sub(1) } else { ip };
+        let probe_ip = if is_return_address {
+            ip.saturating_sub(1)
+        } else {
+            ip
+        };
         let Some(index) = self.module_at(probe_ip) else {
             return vec![Frame {
                 function: None,
@@ -209,14 +221,16 @@ impl Symbolizer {
         let mut warnings = Vec::new();
         let map = &self.modules[index].map;
         let debug_root = &self.debug_root;
-        let state = panic::catch_unwind(AssertUnwindSafe(|| load_module(map, debug_root, &mut warnings)))
-            .unwrap_or_else(|_| {
-                warnings.push(format!(
-                    "{}: internal error while reading it; its frames are unsymbolized",
-                    map.path
-                ));
-                ModuleState::Unusable
-            });
+        let state = panic::catch_unwind(AssertUnwindSafe(|| {
+            load_module(map, debug_root, &mut warnings)
+        }))
+        .unwrap_or_else(|_| {
+            warnings.push(format!(
+                "{}: internal error while reading it; its frames are unsymbolized",
+                map.path
+            ));
+            ModuleState::Unusable
+        });
         self.modules[index].state = state;
         for warning in warnings {
             self.warn(warning);
@@ -246,7 +260,10 @@ enum ModuleState {
 /// dl_iterate_phdr reports the vdso with an empty name, /proc/maps as `[vdso]`;
 /// none of these (nor `[heap]`-style pseudo paths) name a file worth opening.
 fn is_pseudo_path(path: &str) -> bool {
-    path.is_empty() || path.starts_with('[') || path.starts_with("linux-vdso.so") || path.starts_with("linux-gate.so")
+    path.is_empty()
+        || path.starts_with('[')
+        || path.starts_with("linux-vdso.so")
+        || path.starts_with("linux-gate.so")
 }
 
 fn display_name(path: &str) -> String {
@@ -265,7 +282,11 @@ fn display_name(path: &str) -> String {
 /// sections that had to be decompressed.
 #[derive(Clone)]
 enum Bytes {
-    Mapped { map: Arc<Mmap>, start: usize, len: usize },
+    Mapped {
+        map: Arc<Mmap>,
+        start: usize,
+        len: usize,
+    },
     Owned(Arc<[u8]>),
 }
 
@@ -279,11 +300,17 @@ impl Bytes {
         let base = map.as_ptr() as usize;
         let ptr = slice.as_ptr() as usize;
         match ptr.checked_sub(base) {
-            Some(start) if start.checked_add(slice.len()).is_some_and(|end| end <= map.len()) => Bytes::Mapped {
-                map: Arc::clone(map),
-                start,
-                len: slice.len(),
-            },
+            Some(start)
+                if start
+                    .checked_add(slice.len())
+                    .is_some_and(|end| end <= map.len()) =>
+            {
+                Bytes::Mapped {
+                    map: Arc::clone(map),
+                    start,
+                    len: slice.len(),
+                }
+            }
             _ => Bytes::Owned(Arc::from(slice)),
         }
     }
@@ -293,7 +320,9 @@ impl Deref for Bytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match self {
-            Bytes::Mapped { map, start, len } => map.get(*start..start.saturating_add(*len)).unwrap_or(&[]),
+            Bytes::Mapped { map, start, len } => {
+                map.get(*start..start.saturating_add(*len)).unwrap_or(&[])
+            }
             Bytes::Owned(bytes) => bytes,
         }
     }
@@ -330,7 +359,10 @@ struct DwarfInfo {
 fn map_file(path: &Path) -> io::Result<Arc<Mmap>> {
     // Opening a FIFO or device named by a bogus trace could block or read forever.
     if !std::fs::metadata(path)?.is_file() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
     }
     let file = File::open(path)?;
     // SAFETY: the mapping is read-only; a file truncated underneath us would fault,
@@ -357,7 +389,10 @@ fn load_module(map: &ModuleMap, debug_root: &Path, warnings: &mut Vec<String>) -
     let data = match map_file(&path) {
         Ok(data) => data,
         Err(e) => {
-            warnings.push(format!("{}: cannot read it ({e}); its frames are unsymbolized", map.path));
+            warnings.push(format!(
+                "{}: cannot read it ({e}); its frames are unsymbolized",
+                map.path
+            ));
             return ModuleState::Unusable;
         }
     };
@@ -415,7 +450,12 @@ fn build_id_path(debug_root: &Path, id: &[u8]) -> Option<PathBuf> {
         return None;
     }
     let hex: String = rest.iter().map(|b| format!("{b:02x}")).collect();
-    Some(debug_root.join(".build-id").join(format!("{first:02x}")).join(format!("{hex}.debug")))
+    Some(
+        debug_root
+            .join(".build-id")
+            .join(format!("{first:02x}"))
+            .join(format!("{hex}.debug")),
+    )
 }
 
 fn os_path(bytes: &[u8]) -> PathBuf {
@@ -458,7 +498,11 @@ fn find_debug_file(
         }
     }
 
-    let expected: Vec<&[u8]> = [Some(recorded_id), file_id].into_iter().flatten().filter(|id| !id.is_empty()).collect();
+    let expected: Vec<&[u8]> = [Some(recorded_id), file_id]
+        .into_iter()
+        .flatten()
+        .filter(|id| !id.is_empty())
+        .collect();
     let mut seen = HashSet::new();
     for candidate in candidates {
         if !seen.insert(candidate.clone()) {
@@ -471,12 +515,18 @@ fn find_debug_file(
             Ok(data) => data,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => {
-                warnings.push(format!("{}: cannot read debug file ({e})", candidate.display()));
+                warnings.push(format!(
+                    "{}: cannot read debug file ({e})",
+                    candidate.display()
+                ));
                 continue;
             }
         };
         let Ok(debug) = object::File::parse(&**data) else {
-            warnings.push(format!("{}: debug file is not a readable ELF file", candidate.display()));
+            warnings.push(format!(
+                "{}: debug file is not a readable ELF file",
+                candidate.display()
+            ));
             continue;
         };
         if !has_dwarf(&debug) {
@@ -498,7 +548,12 @@ fn find_debug_file(
     None
 }
 
-fn section_reader(file: &object::File<'_>, data: &Arc<Mmap>, name: &str, endian: gimli::RunTimeEndian) -> Reader {
+fn section_reader(
+    file: &object::File<'_>,
+    data: &Arc<Mmap>,
+    name: &str,
+    endian: gimli::RunTimeEndian,
+) -> Reader {
     // A section that fails to decompress is treated as absent: the rest of the
     // debug info (or the symbol table) can still name the function.
     let bytes = match file.section_by_name(name).map(|s| s.uncompressed_data()) {
@@ -530,14 +585,19 @@ fn load_dwarf(
     if let Some(sup_data) = find_sup_file(file, path, debug_root) {
         if let Ok(sup) = object::File::parse(&**sup_data) {
             let sup_endian = endian_of(&sup);
-            let Ok(()) =
-                dwarf.load_sup(|id| Ok::<_, Infallible>(section_reader(&sup, &sup_data, id.name(), sup_endian)));
+            let Ok(()) = dwarf.load_sup(|id| {
+                Ok::<_, Infallible>(section_reader(&sup, &sup_data, id.name(), sup_endian))
+            });
         }
     }
     dwarf.populate_abbreviations_cache(gimli::AbbreviationsCacheStrategy::Duplicates);
     let sections = Arc::new(dwarf);
     match addr2line::Context::from_arc_dwarf(Arc::clone(&sections)) {
-        Ok(ctx) => Some(DwarfInfo { ctx, sections, has_c: OnceCell::new() }),
+        Ok(ctx) => Some(DwarfInfo {
+            ctx,
+            sections,
+            has_c: OnceCell::new(),
+        }),
         Err(e) => {
             warnings.push(format!(
                 "{}: unreadable debug info ({e}); using its symbol table only",
@@ -563,7 +623,11 @@ fn find_sup_file(file: &object::File<'_>, path: &Path, debug_root: &Path) -> Opt
     candidates.into_iter().find_map(|c| {
         let data = map_file(&c).ok()?;
         let sup = object::File::parse(&**data).ok()?;
-        let matches = sup.build_id().ok().flatten().is_none_or(|sup_id| sup_id == id);
+        let matches = sup
+            .build_id()
+            .ok()
+            .flatten()
+            .is_none_or(|sup_id| sup_id == id);
         drop(sup);
         matches.then_some(data)
     })
@@ -603,7 +667,12 @@ impl DwarfInfo {
                 Some(loc) => (loc.file.map(str::to_owned), loc.line.filter(|&l| l != 0)),
                 None => (None, None),
             };
-            out.push(RawFrame { name, language, file, line });
+            out.push(RawFrame {
+                name,
+                language,
+                file,
+                line,
+            });
             // Guards against cyclic inlining chains in corrupt input.
             if out.len() >= 512 {
                 break;
@@ -616,10 +685,14 @@ impl DwarfInfo {
         *self.has_c.get_or_init(|| {
             let mut units = self.sections.units();
             while let Ok(Some(header)) = units.next() {
-                let Ok(abbrevs) = self.sections.abbreviations(&header) else { continue };
+                let Ok(abbrevs) = self.sections.abbreviations(&header) else {
+                    continue;
+                };
                 let mut entries = header.entries(&abbrevs);
                 if let Ok(Some((_, root))) = entries.next_dfs() {
-                    if let Ok(Some(gimli::AttributeValue::Language(lang))) = root.attr_value(gimli::DW_AT_language) {
+                    if let Ok(Some(gimli::AttributeValue::Language(lang))) =
+                        root.attr_value(gimli::DW_AT_language)
+                    {
                         if dwarf_language(lang) == Some(Language::C) {
                             return true;
                         }
@@ -633,9 +706,11 @@ impl DwarfInfo {
 
 fn dwarf_language(lang: gimli::DwLang) -> Option<Language> {
     match lang {
-        gimli::DW_LANG_C89 | gimli::DW_LANG_C | gimli::DW_LANG_C99 | gimli::DW_LANG_C11 | gimli::DW_LANG_C17 => {
-            Some(Language::C)
-        }
+        gimli::DW_LANG_C89
+        | gimli::DW_LANG_C
+        | gimli::DW_LANG_C99
+        | gimli::DW_LANG_C11
+        | gimli::DW_LANG_C17 => Some(Language::C),
         gimli::DW_LANG_C_plus_plus
         | gimli::DW_LANG_C_plus_plus_03
         | gimli::DW_LANG_C_plus_plus_11
@@ -662,7 +737,11 @@ impl LoadedModule {
             if let Some(raw_name) = symbol_name() {
                 let (name, language) = names.demangle(raw_name);
                 frame.function = Some(name);
-                frame.language = language.unwrap_or(if has_c() { Language::C } else { Language::Unknown });
+                frame.language = language.unwrap_or(if has_c() {
+                    Language::C
+                } else {
+                    Language::Unknown
+                });
             }
             return vec![frame];
         }
@@ -702,7 +781,13 @@ impl LoadedModule {
                     .language
                     .and_then(dwarf_language)
                     .or(mangling.flatten())
-                    .unwrap_or_else(|| if has_c() { Language::C } else { Language::Unknown });
+                    .unwrap_or_else(|| {
+                        if has_c() {
+                            Language::C
+                        } else {
+                            Language::Unknown
+                        }
+                    });
                 frame
             })
             .collect()
@@ -746,12 +831,18 @@ impl SymbolTable {
         }
         let mut section_ends: HashMap<object::SectionIndex, Option<(u64, bool)>> = HashMap::new();
         let mut candidates = Vec::new();
-        let iter = if dynamic { file.dynamic_symbols() } else { file.symbols() };
+        let iter = if dynamic {
+            file.dynamic_symbols()
+        } else {
+            file.symbols()
+        };
         for sym in iter {
             if sym.is_undefined() {
                 continue;
             }
-            let Some(section) = sym.section_index() else { continue };
+            let Some(section) = sym.section_index() else {
+                continue;
+            };
             let Ok(name) = sym.name() else { continue };
             let section_info = *section_ends.entry(section).or_insert_with(|| {
                 file.section_by_index(section).ok().map(|s| {
@@ -759,18 +850,29 @@ impl SymbolTable {
                     (s.address().saturating_add(s.size()), exec)
                 })
             });
-            let (section_end, executable) = section_info.map_or((None, false), |(end, exec)| (Some(end), exec));
+            let (section_end, executable) =
+                section_info.map_or((None, false), |(end, exec)| (Some(end), exec));
             let untyped = match sym.kind() {
                 SymbolKind::Text => false,
                 // Hand-written assembly often lacks `.type @function`; ARM mapping
                 // symbols (`$x`, `$d`) and local labels are not functions.
-                SymbolKind::Unknown if executable && !name.starts_with('$') && !name.starts_with(".L") => true,
+                SymbolKind::Unknown
+                    if executable && !name.starts_with('$') && !name.starts_with(".L") =>
+                {
+                    true
+                }
                 _ => continue,
             };
             if name.is_empty() {
                 continue;
             }
-            let binding = if sym.is_global() { 0 } else if sym.is_weak() { 1 } else { 2 };
+            let binding = if sym.is_global() {
+                0
+            } else if sym.is_weak() {
+                1
+            } else {
+                2
+            };
             let underscores = name.bytes().take_while(|&b| b == b'_').count();
             candidates.push(Candidate {
                 start: sym.address(),
@@ -780,7 +882,7 @@ impl SymbolTable {
                 rank: (sym.size() == 0, untyped, binding, underscores, name.len()),
             });
         }
-        candidates.sort_by(|a, b| (a.start, a.rank).cmp(&(b.start, b.rank)));
+        candidates.sort_by_key(|c| (c.start, c.rank));
 
         let mut symbols: Vec<Symbol> = Vec::new();
         let mut i = 0;
@@ -806,7 +908,11 @@ impl SymbolTable {
                 }
             });
             let names = candidates[i..j].iter().map(|c| c.name.into()).collect();
-            symbols.push(Symbol { start: best.start, end, names });
+            symbols.push(Symbol {
+                start: best.start,
+                end,
+                names,
+            });
             i = j;
         }
         SymbolTable { symbols }
@@ -816,7 +922,11 @@ impl SymbolTable {
         let upto = self.symbols.partition_point(|s| s.start <= addr);
         // Looking a few symbols back catches a sized function that encloses
         // smaller symbols (local labels with sizes, nested aliases).
-        self.symbols[..upto].iter().rev().take(8).find(|s| addr < s.end)
+        self.symbols[..upto]
+            .iter()
+            .rev()
+            .take(8)
+            .find(|s| addr < s.end)
     }
 }
 
@@ -895,7 +1005,8 @@ mod tests {
         fn new(tag: &str) -> TempDir {
             static COUNTER: AtomicUsize = AtomicUsize::new(0);
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let dir = std::env::temp_dir().join(format!("leakhunt-sym-{tag}-{}-{n}", std::process::id()));
+            let dir =
+                std::env::temp_dir().join(format!("leakhunt-sym-{tag}-{}-{n}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).expect("create temp dir");
             TempDir(dir)
@@ -912,16 +1023,30 @@ mod tests {
     }
 
     fn have(tool: &str) -> bool {
-        Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success())
+        Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
     }
 
     fn run(cmd: &mut Command) {
         let out = cmd.output().expect("spawn");
-        assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Compiles `src` as `name` in `dir`; `None` (with the reason printed) if the compiler is missing.
-    fn compile(compiler: &str, dir: &Path, name: &str, src: &str, flags: &[&str], out: &str) -> Option<PathBuf> {
+    fn compile(
+        compiler: &str,
+        dir: &Path,
+        name: &str,
+        src: &str,
+        flags: &[&str],
+        out: &str,
+    ) -> Option<PathBuf> {
         if !have(compiler) {
             eprintln!("skipping: `{compiler}` not found");
             return None;
@@ -929,7 +1054,11 @@ mod tests {
         let src_path = dir.join(name);
         std::fs::write(&src_path, src).expect("write source");
         let exe = dir.join(out);
-        run(Command::new(compiler).args(flags).arg("-o").arg(&exe).arg(&src_path));
+        run(Command::new(compiler)
+            .args(flags)
+            .arg("-o")
+            .arg(&exe)
+            .arg(&src_path));
         Some(exe)
     }
 
@@ -943,13 +1072,19 @@ mod tests {
             .filter_map(|ph| {
                 use object::read::elf::ProgramHeader;
                 let e = object::Endianness::Little;
-                (ph.p_type(e) == object::elf::PT_LOAD).then(|| (ph.p_vaddr(e), ph.p_memsz(e), ph.p_flags(e)))
+                (ph.p_type(e) == object::elf::PT_LOAD)
+                    .then(|| (ph.p_vaddr(e), ph.p_memsz(e), ph.p_flags(e)))
             })
             .collect();
         ModuleMap {
             path: path.to_string_lossy().into_owned(),
             base,
-            build_id: file.build_id().ok().flatten().map(<[u8]>::to_vec).unwrap_or_default(),
+            build_id: file
+                .build_id()
+                .ok()
+                .flatten()
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default(),
             segments,
         }
     }
@@ -966,7 +1101,10 @@ mod tests {
     }
 
     fn line_of(src: &str, marker: &str) -> u32 {
-        let index = src.lines().position(|l| l.contains(marker)).expect("marker");
+        let index = src
+            .lines()
+            .position(|l| l.contains(marker))
+            .expect("marker");
         u32::try_from(index + 1).expect("line")
     }
 
@@ -1020,12 +1158,20 @@ int main(int argc, char **) {
     #[test]
     fn c_program_names_files_lines() {
         let dir = TempDir::new("c");
-        let Some(exe) = compile("cc", dir.path(), "prog.c", C_SRC, &["-g", "-O0"], "prog") else { return };
+        let Some(exe) = compile("cc", dir.path(), "prog.c", C_SRC, &["-g", "-O0"], "prog") else {
+            return;
+        };
         let mut sym = Symbolizer::new(vec![elf_module(&exe, FAKE_BASE)]);
         let (leaf, _) = symbol(&exe, "leaf");
         let frame = one(&mut sym, leaf);
         assert_eq!(frame.function.as_deref(), Some("leaf"));
-        assert!(frame.file.as_deref().is_some_and(|f| f.ends_with("/prog.c")), "{frame:?}");
+        assert!(
+            frame
+                .file
+                .as_deref()
+                .is_some_and(|f| f.ends_with("/prog.c")),
+            "{frame:?}"
+        );
         assert_eq!(frame.line, Some(line_of(C_SRC, "LEAF_DECL")));
         assert_eq!(frame.language, Language::C);
         assert_eq!(frame.module, exe.to_string_lossy());
@@ -1042,12 +1188,27 @@ int main(int argc, char **) {
     #[test]
     fn cpp_program_demangles() {
         let dir = TempDir::new("cpp");
-        let Some(exe) = compile("c++", dir.path(), "prog.cpp", CPP_SRC, &["-g", "-O0"], "prog") else { return };
+        let Some(exe) = compile(
+            "c++",
+            dir.path(),
+            "prog.cpp",
+            CPP_SRC,
+            &["-g", "-O0"],
+            "prog",
+        ) else {
+            return;
+        };
         let mut sym = Symbolizer::new(vec![elf_module(&exe, FAKE_BASE)]);
         let (bar, _) = symbol(&exe, "_ZN2ns3Foo3barEi");
         let frame = one(&mut sym, bar);
         assert_eq!(frame.function.as_deref(), Some("ns::Foo::bar(int)"));
-        assert!(frame.file.as_deref().is_some_and(|f| f.ends_with("/prog.cpp")), "{frame:?}");
+        assert!(
+            frame
+                .file
+                .as_deref()
+                .is_some_and(|f| f.ends_with("/prog.cpp")),
+            "{frame:?}"
+        );
         assert_eq!(frame.line, Some(line_of(CPP_SRC, "BAR_DECL")));
         assert_eq!(frame.language, Language::Cpp);
         let (twice, _) = symbol(&exe, "_Z5twiceIlET_S0_");
@@ -1064,7 +1225,9 @@ int main(int argc, char **) {
     #[test]
     fn inlined_frames_and_return_addresses_at_o2() {
         let dir = TempDir::new("inline");
-        let Some(exe) = compile("cc", dir.path(), "prog.c", C_SRC, &["-g", "-O2"], "prog") else { return };
+        let Some(exe) = compile("cc", dir.path(), "prog.c", C_SRC, &["-g", "-O2"], "prog") else {
+            return;
+        };
         let mut sym = Symbolizer::new(vec![elf_module(&exe, FAKE_BASE)]);
 
         let (outer, size) = symbol(&exe, "outer");
@@ -1075,7 +1238,10 @@ int main(int argc, char **) {
         assert_eq!(inlined[0].function.as_deref(), Some("helper"));
         assert!(inlined[0].inlined);
         assert_eq!(inlined[0].line, Some(line_of(C_SRC, "HELPER_BODY")));
-        assert!(inlined[0].file.as_deref().is_some_and(|f| f.ends_with("/prog.c")));
+        assert!(inlined[0]
+            .file
+            .as_deref()
+            .is_some_and(|f| f.ends_with("/prog.c")));
         assert_eq!(inlined[1].function.as_deref(), Some("outer"));
         assert!(!inlined[1].inlined);
         assert_eq!(inlined[1].line, Some(line_of(C_SRC, "OUTER_CALL")));
@@ -1091,13 +1257,26 @@ int main(int argc, char **) {
         assert_eq!(last.line, Some(line_of(C_SRC, "DIES_CALL")));
         assert_eq!(last.address, end);
         let as_ip = sym.symbolize(end, false);
-        assert_ne!(as_ip.last().and_then(|f| f.function.as_deref()), Some("dies"), "{as_ip:?}");
+        assert_ne!(
+            as_ip.last().and_then(|f| f.function.as_deref()),
+            Some("dies"),
+            "{as_ip:?}"
+        );
     }
 
     #[test]
     fn stripped_binaries_fall_back_to_symbols() {
         let dir = TempDir::new("strip");
-        let Some(exe) = compile("c++", dir.path(), "prog.cpp", CPP_SRC, &["-g", "-O0"], "prog") else { return };
+        let Some(exe) = compile(
+            "c++",
+            dir.path(),
+            "prog.cpp",
+            CPP_SRC,
+            &["-g", "-O0"],
+            "prog",
+        ) else {
+            return;
+        };
         if !have("strip") {
             eprintln!("skipping: `strip` not found");
             return;
@@ -1105,8 +1284,16 @@ int main(int argc, char **) {
         let (bar, _) = symbol(&exe, "_ZN2ns3Foo3barEi");
         let no_debug = dir.path().join("prog-g");
         let no_symbols = dir.path().join("prog-s");
-        run(Command::new("strip").arg("-g").arg("-o").arg(&no_debug).arg(&exe));
-        run(Command::new("strip").arg("-s").arg("-o").arg(&no_symbols).arg(&exe));
+        run(Command::new("strip")
+            .arg("-g")
+            .arg("-o")
+            .arg(&no_debug)
+            .arg(&exe));
+        run(Command::new("strip")
+            .arg("-s")
+            .arg("-o")
+            .arg(&no_symbols)
+            .arg(&exe));
 
         let mut sym = Symbolizer::new(vec![elf_module(&no_debug, FAKE_BASE)]);
         let frame = one(&mut sym, bar + 2);
@@ -1125,14 +1312,19 @@ int main(int argc, char **) {
     #[test]
     fn separate_debug_files_by_debuglink_and_build_id() {
         let dir = TempDir::new("debuglink");
-        let Some(exe) = compile("cc", dir.path(), "prog.c", C_SRC, &["-g", "-O0"], "prog") else { return };
+        let Some(exe) = compile("cc", dir.path(), "prog.c", C_SRC, &["-g", "-O0"], "prog") else {
+            return;
+        };
         if !have("objcopy") {
             eprintln!("skipping: `objcopy` not found");
             return;
         }
         let (leaf, _) = symbol(&exe, "leaf");
         let debug = dir.path().join("prog.debug");
-        run(Command::new("objcopy").arg("--only-keep-debug").arg(&exe).arg(&debug));
+        run(Command::new("objcopy")
+            .arg("--only-keep-debug")
+            .arg(&exe)
+            .arg(&debug));
         let linked = dir.path().join("prog-linked");
         run(Command::new("objcopy")
             .arg("--strip-debug")
@@ -1146,7 +1338,10 @@ int main(int argc, char **) {
 
         // Same, but found only through the build-id tree.
         let bare = dir.path().join("prog-bare");
-        run(Command::new("objcopy").arg("--strip-debug").arg(&exe).arg(&bare));
+        run(Command::new("objcopy")
+            .arg("--strip-debug")
+            .arg(&exe)
+            .arg(&bare));
         let module = elf_module(&bare, FAKE_BASE);
         let root = dir.path().join("debug-root");
         let target = build_id_path(&root, &module.build_id).expect("build-id");
@@ -1161,9 +1356,78 @@ int main(int argc, char **) {
     }
 
     #[test]
+    fn dwz_supplementary_file() {
+        if !have("dwz") {
+            eprintln!("skipping: `dwz` not found");
+            return;
+        }
+        // dwz only factors out DWARF that two files share; the STL types give it plenty.
+        let src = CPP_SRC.replace("#include <cstdio>", "#include <cstdio>\n#include <string>\n#include <vector>")
+            .replace("return x + k;", "std::vector<std::string> v{std::to_string(x)};\n    return x + k + int(v[0].size());");
+        let dir = TempDir::new("dwz");
+        let Some(one_exe) = compile("c++", dir.path(), "prog.cpp", &src, &["-g", "-O0"], "one")
+        else {
+            return;
+        };
+        let Some(two_exe) = compile(
+            "c++",
+            dir.path(),
+            "prog.cpp",
+            &src,
+            &["-g", "-O0", "-DTWO"],
+            "two",
+        ) else {
+            return;
+        };
+        let out = Command::new("dwz")
+            .current_dir(dir.path())
+            .args(["-m", "common.debug", "-M", "common.debug", "one", "two"])
+            .output()
+            .expect("dwz");
+        let altlink = std::fs::read(&one_exe).ok().and_then(|d| {
+            object::File::parse(&*d)
+                .ok()?
+                .gnu_debugaltlink()
+                .ok()
+                .flatten()
+                .map(|(p, _)| p.to_vec())
+        });
+        if !out.status.success() || altlink.as_deref() != Some(&b"common.debug"[..]) {
+            eprintln!(
+                "skipping: dwz made no supplementary file: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return;
+        }
+        let (bar, _) = symbol(&one_exe, "_ZN2ns3Foo3barEi");
+        let mut sym = Symbolizer::new(vec![elf_module(&one_exe, FAKE_BASE)]);
+        let frame = one(&mut sym, bar);
+        assert_eq!(frame.function.as_deref(), Some("ns::Foo::bar(int)"));
+        assert_eq!(frame.line, Some(line_of(&src, "BAR_DECL")));
+        assert!(
+            frame
+                .file
+                .as_deref()
+                .is_some_and(|f| f.ends_with("/prog.cpp")),
+            "{frame:?}"
+        );
+        assert!(sym.warnings().is_empty(), "{:?}", sym.warnings());
+
+        // Without it, still no panic and the symbol table names the function.
+        std::fs::remove_file(dir.path().join("common.debug")).expect("rm");
+        let mut sym = Symbolizer::new(vec![elf_module(&two_exe, FAKE_BASE)]);
+        let (bar, size) = symbol(&two_exe, "_ZN2ns3Foo3barEi");
+        for vaddr in bar..bar + size {
+            assert!(!sym.symbolize(FAKE_BASE + vaddr, false).is_empty());
+        }
+    }
+
+    #[test]
     fn compressed_debug_sections() {
         let dir = TempDir::new("zdebug");
-        let Some(exe) = compile("cc", dir.path(), "prog.c", C_SRC, &["-g", "-O0"], "prog") else { return };
+        let Some(exe) = compile("cc", dir.path(), "prog.c", C_SRC, &["-g", "-O0"], "prog") else {
+            return;
+        };
         if !have("objcopy") {
             eprintln!("skipping: `objcopy` not found");
             return;
@@ -1191,15 +1455,24 @@ int main(int argc, char **) {
     #[test]
     fn build_id_mismatch_warns_once() {
         let dir = TempDir::new("buildid");
-        let Some(exe) = compile("cc", dir.path(), "prog.c", C_SRC, &["-g", "-O0"], "prog") else { return };
+        let Some(exe) = compile("cc", dir.path(), "prog.c", C_SRC, &["-g", "-O0"], "prog") else {
+            return;
+        };
         let (leaf, _) = symbol(&exe, "leaf");
         let mut module = elf_module(&exe, FAKE_BASE);
-        assert!(!module.build_id.is_empty(), "the toolchain should emit a build-id");
+        assert!(
+            !module.build_id.is_empty(),
+            "the toolchain should emit a build-id"
+        );
         module.build_id = vec![0xde, 0xad, 0xbe, 0xef];
         let mut sym = Symbolizer::new(vec![module]);
         for _ in 0..3 {
             let frame = one(&mut sym, leaf);
-            assert_eq!(frame.function.as_deref(), Some("leaf"), "the file is still used");
+            assert_eq!(
+                frame.function.as_deref(),
+                Some("leaf"),
+                "the file is still used"
+            );
         }
         let _ = sym.symbolize(FAKE_BASE + leaf + 4, false);
         assert_eq!(
@@ -1281,9 +1554,18 @@ int main(int argc, char **) {
         let frames = sym.symbolize(rust_marker_function(), false);
         let frame = frames.last().expect("frame");
         let name = frame.function.as_deref().unwrap_or_default();
-        assert!(name.ends_with("symbolize::tests::rust_marker_function"), "{frames:?}");
+        assert!(
+            name.ends_with("symbolize::tests::rust_marker_function"),
+            "{frames:?}"
+        );
         assert_eq!(frame.language, Language::Rust);
-        assert!(frame.file.as_deref().is_some_and(|f| f.ends_with("symbolize.rs")), "{frames:?}");
+        assert!(
+            frame
+                .file
+                .as_deref()
+                .is_some_and(|f| f.ends_with("symbolize.rs")),
+            "{frames:?}"
+        );
     }
 
     #[test]
@@ -1292,7 +1574,12 @@ int main(int argc, char **) {
         let garbage = dir.path().join("garbage.so");
         std::fs::write(&garbage, b"\x7fELF this is not really an ELF file").expect("write");
         let seg = vec![(0, 0x1000, 5)];
-        let mk = |path: &str, base: u64| ModuleMap { path: path.to_string(), base, build_id: vec![1, 2, 3], segments: seg.clone() };
+        let mk = |path: &str, base: u64| ModuleMap {
+            path: path.to_string(),
+            base,
+            build_id: vec![1, 2, 3],
+            segments: seg.clone(),
+        };
         let mut sym = Symbolizer::new(vec![
             mk("", 0x1000),
             mk("[vdso]", 0x3000),
@@ -1302,7 +1589,10 @@ int main(int argc, char **) {
             mk("/dev", 0xb000),
         ]);
         let f = &sym.symbolize(0x10, false)[0];
-        assert_eq!((f.module.as_str(), f.function.as_deref(), f.offset), ("?", None, 0x10));
+        assert_eq!(
+            (f.module.as_str(), f.function.as_deref(), f.offset),
+            ("?", None, 0x10)
+        );
         assert_eq!(sym.symbolize(0x1010, false)[0].module, "[vdso]");
         assert_eq!(sym.symbolize(0x3010, true)[0].module, "[vdso]");
         assert_eq!(sym.symbolize(0x5010, false)[0].offset, 0x10);
@@ -1326,7 +1616,7 @@ int main(int argc, char **) {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            if i % every == 0 || x % 7 == 0 {
+            if i.is_multiple_of(every) || x.is_multiple_of(7) {
                 *b = x as u8;
             }
         }
@@ -1335,7 +1625,16 @@ int main(int argc, char **) {
     #[test]
     fn corrupt_files_never_panic() {
         let dir = TempDir::new("corrupt");
-        let Some(exe) = compile("c++", dir.path(), "prog.cpp", CPP_SRC, &["-g", "-O2"], "prog") else { return };
+        let Some(exe) = compile(
+            "c++",
+            dir.path(),
+            "prog.cpp",
+            CPP_SRC,
+            &["-g", "-O2"],
+            "prog",
+        ) else {
+            return;
+        };
         let original = std::fs::read(&exe).expect("read");
         let module = elf_module(&exe, FAKE_BASE);
         let file = object::File::parse(&*original).expect("parse");
@@ -1343,18 +1642,28 @@ int main(int argc, char **) {
         let (text_start, text_size) = (text.address(), text.size());
         let debug_ranges: Vec<(usize, usize)> = file
             .sections()
-            .filter(|s| s.name().is_ok_and(|n| n.starts_with(".debug_") || n == ".symtab" || n == ".strtab"))
+            .filter(|s| {
+                s.name()
+                    .is_ok_and(|n| n.starts_with(".debug_") || n == ".symtab" || n == ".strtab")
+            })
             .filter_map(|s| s.file_range())
             .map(|(o, l)| (o as usize, l as usize))
             .collect();
         for seed in 1..=12u64 {
             let mut data = original.clone();
             for &(offset, len) in &debug_ranges {
-                scramble(&mut data[offset..offset + len], seed * 7919, 3 + seed as usize);
+                scramble(
+                    &mut data[offset..offset + len],
+                    seed * 7919,
+                    3 + seed as usize,
+                );
             }
             let path = dir.path().join(format!("corrupt-{seed}"));
             std::fs::write(&path, &data).expect("write");
-            let mut sym = Symbolizer::new(vec![ModuleMap { path: path.to_string_lossy().into_owned(), ..module.clone() }]);
+            let mut sym = Symbolizer::new(vec![ModuleMap {
+                path: path.to_string_lossy().into_owned(),
+                ..module.clone()
+            }]);
             for vaddr in (text_start..text_start + text_size).step_by(3) {
                 let frames = sym.symbolize(FAKE_BASE + vaddr, vaddr % 2 == 0);
                 assert!(!frames.is_empty());
@@ -1364,7 +1673,10 @@ int main(int argc, char **) {
         for len in [0, 1, 4, 16, 52, 64, 100, 1000, original.len() / 2] {
             let path = dir.path().join(format!("trunc-{len}"));
             std::fs::write(&path, &original[..len]).expect("write");
-            let mut sym = Symbolizer::new(vec![ModuleMap { path: path.to_string_lossy().into_owned(), ..module.clone() }]);
+            let mut sym = Symbolizer::new(vec![ModuleMap {
+                path: path.to_string_lossy().into_owned(),
+                ..module.clone()
+            }]);
             let frames = sym.symbolize(FAKE_BASE + text_start, false);
             assert_eq!(frames.len(), 1);
         }
@@ -1384,14 +1696,23 @@ int main(int argc, char **) {
             demangle("_RNvCs1234_7mycrate3foo"),
             ("mycrate::foo".to_string(), Some(Language::Rust))
         );
-        assert_eq!(demangle("_ZN2ns3Foo3barEi"), ("ns::Foo::bar(int)".to_string(), Some(Language::Cpp)));
+        assert_eq!(
+            demangle("_ZN2ns3Foo3barEi"),
+            ("ns::Foo::bar(int)".to_string(), Some(Language::Cpp))
+        );
         // Itanium names that merely look Rust-like stay C++.
-        assert_eq!(demangle("_ZN3foo3barE"), ("foo::bar".to_string(), Some(Language::Cpp)));
+        assert_eq!(
+            demangle("_ZN3foo3barE"),
+            ("foo::bar".to_string(), Some(Language::Cpp))
+        );
         assert_eq!(
             demangle("_ZNSt6vectorIiSaIiEE9push_backERKi@@GLIBCXX_3.4").0,
             "std::vector<int, std::allocator<int> >::push_back(int const&)"
         );
-        assert_eq!(demangle("_Zgarbage"), ("_Zgarbage".to_string(), Some(Language::Cpp)));
+        assert_eq!(
+            demangle("_Zgarbage"),
+            ("_Zgarbage".to_string(), Some(Language::Cpp))
+        );
         assert_eq!(demangle("_Read"), ("_Read".to_string(), None));
         assert_eq!(demangle("malloc"), ("malloc".to_string(), None));
         assert_eq!(demangle(""), (String::new(), None));
@@ -1399,13 +1720,22 @@ int main(int argc, char **) {
 
     #[test]
     fn serializes_language_names() {
-        let json = serde_json::to_string(&[Language::C, Language::Cpp, Language::Rust, Language::Unknown]).expect("json");
+        let json = serde_json::to_string(&[
+            Language::C,
+            Language::Cpp,
+            Language::Rust,
+            Language::Unknown,
+        ])
+        .expect("json");
         assert_eq!(json, r#"["c","c++","rust","unknown"]"#);
     }
 
     /// Finds the real file of a shared library the C++ compiler links against.
     fn libstdcxx() -> Option<PathBuf> {
-        let out = Command::new("c++").arg("-print-file-name=libstdc++.so.6").output().ok()?;
+        let out = Command::new("c++")
+            .arg("-print-file-name=libstdc++.so.6")
+            .output()
+            .ok()?;
         let path = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
         std::fs::canonicalize(path).ok().filter(|p| p.is_absolute())
     }
@@ -1413,7 +1743,16 @@ int main(int argc, char **) {
     #[test]
     fn many_ips_are_fast() {
         let dir = TempDir::new("perf");
-        let Some(exe) = compile("c++", dir.path(), "prog.cpp", CPP_SRC, &["-g", "-O2"], "prog") else { return };
+        let Some(exe) = compile(
+            "c++",
+            dir.path(),
+            "prog.cpp",
+            CPP_SRC,
+            &["-g", "-O2"],
+            "prog",
+        ) else {
+            return;
+        };
         let mut modules = vec![elf_module(&exe, 0x1000_0000_0000)];
         if let Some(libc) = mapped_module("/libc.so") {
             modules.push(elf_module(Path::new(&libc.path), 0x2000_0000_0000));
@@ -1424,9 +1763,16 @@ int main(int argc, char **) {
         // Every byte of the program's code, the rest spread evenly over the libraries.
         const TARGET: usize = 100_000;
         let exec_segments = |m: &ModuleMap| -> Vec<(u64, u64)> {
-            m.segments.iter().filter(|s| s.2 & object::elf::PF_X != 0).map(|s| (m.base + s.0, s.1)).collect()
+            m.segments
+                .iter()
+                .filter(|s| s.2 & object::elf::PF_X != 0)
+                .map(|s| (m.base + s.0, s.1))
+                .collect()
         };
-        let mut ips: Vec<u64> = exec_segments(&modules[0]).into_iter().flat_map(|(start, len)| start..start + len).collect();
+        let mut ips: Vec<u64> = exec_segments(&modules[0])
+            .into_iter()
+            .flat_map(|(start, len)| start..start + len)
+            .collect();
         let libs: Vec<(u64, u64)> = modules[1..].iter().flat_map(exec_segments).collect();
         let lib_bytes: u64 = libs.iter().map(|s| s.1).sum();
         let stride = (lib_bytes / (TARGET.saturating_sub(ips.len()).max(1) as u64)).max(1);

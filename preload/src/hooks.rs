@@ -17,18 +17,36 @@ use std::time::Duration;
 fn record_alloc(p: *mut c_void, size: usize, func: AllocFn) {
     let t = tid();
     let h = crate::stack::capture(t, push);
-    push(&Event { kind: kind::ALLOC, tid: t, a: p as u64, b: size as u64, c: h, d: func as u64 });
+    push(&Event {
+        kind: kind::ALLOC,
+        tid: t,
+        a: p as u64,
+        b: size as u64,
+        c: h,
+        d: func as u64,
+    });
 }
 
 #[inline(always)]
 fn record_free(p: *mut c_void) {
-    push(&Event { kind: kind::FREE, tid: tid(), a: p as u64, b: 0, c: 0, d: 0 });
+    push(&Event {
+        kind: kind::FREE,
+        tid: tid(),
+        a: p as u64,
+        b: 0,
+        c: 0,
+        d: 0,
+    });
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
-    let Some(r) = real::get() else { return arena_alloc(size, 16) };
-    let Some(_g) = Guard::enter() else { return (r.malloc)(size) };
+    let Some(r) = real::get() else {
+        return arena_alloc(size, 16);
+    };
+    let Some(_g) = Guard::enter() else {
+        return (r.malloc)(size);
+    };
     let p = (r.malloc)(size);
     if !p.is_null() {
         record_alloc(p, size, AllocFn::Malloc);
@@ -39,8 +57,12 @@ pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
 #[no_mangle]
 pub unsafe extern "C" fn calloc(n: size_t, size: size_t) -> *mut c_void {
     // The arena is never reused, so its memory is still zero.
-    let Some(r) = real::get() else { return arena_alloc(n.saturating_mul(size), 16) };
-    let Some(_g) = Guard::enter() else { return (r.calloc)(n, size) };
+    let Some(r) = real::get() else {
+        return arena_alloc(n.saturating_mul(size), 16);
+    };
+    let Some(_g) = Guard::enter() else {
+        return (r.calloc)(n, size);
+    };
     let p = (r.calloc)(n, size);
     if !p.is_null() {
         record_alloc(p, n.wrapping_mul(size), AllocFn::Calloc);
@@ -77,7 +99,9 @@ unsafe fn realloc_impl(
     func: AllocFn,
     call: impl FnOnce() -> *mut c_void,
 ) -> *mut c_void {
-    let Some(_g) = Guard::enter() else { return call() };
+    let Some(_g) = Guard::enter() else {
+        return call();
+    };
     if p.is_null() {
         let q = call();
         if !q.is_null() {
@@ -86,15 +110,40 @@ unsafe fn realloc_impl(
         return q;
     }
     let t = tid();
-    push(&Event { kind: kind::REALLOC_FREE, tid: t, a: p as u64, b: 0, c: 0, d: 0 });
+    push(&Event {
+        kind: kind::REALLOC_FREE,
+        tid: t,
+        a: p as u64,
+        b: 0,
+        c: 0,
+        d: 0,
+    });
     let q = call();
     if q.is_null() {
         // glibc's realloc(p, 0) frees p and returns NULL; otherwise NULL is a failure.
-        let k = if size == 0 { kind::REALLOC_DONE } else { kind::REALLOC_FAILED };
-        push(&Event { kind: k, tid: t, a: 0, b: 0, c: 0, d: 0 });
+        let k = if size == 0 {
+            kind::REALLOC_DONE
+        } else {
+            kind::REALLOC_FAILED
+        };
+        push(&Event {
+            kind: k,
+            tid: t,
+            a: 0,
+            b: 0,
+            c: 0,
+            d: 0,
+        });
     } else {
         let h = crate::stack::capture(t, push);
-        push(&Event { kind: kind::REALLOC_DONE, tid: t, a: q as u64, b: size as u64, c: h, d: func as u64 });
+        push(&Event {
+            kind: kind::REALLOC_DONE,
+            tid: t,
+            a: q as u64,
+            b: size as u64,
+            c: h,
+            d: func as u64,
+        });
     }
     q
 }
@@ -104,7 +153,9 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: size_t) -> *mut c_void {
     if in_arena(p) {
         return realloc_from_arena(p, size);
     }
-    let Some(r) = real::get() else { return arena_alloc(size, 16) };
+    let Some(r) = real::get() else {
+        return arena_alloc(size, 16);
+    };
     realloc_impl(p, size, AllocFn::Realloc, || (r.realloc)(p, size))
 }
 
@@ -117,7 +168,9 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: size_t, size: size_t) -
     if in_arena(p) {
         return realloc_from_arena(p, total);
     }
-    let Some(r) = real::get() else { return arena_alloc(total, 16) };
+    let Some(r) = real::get() else {
+        return arena_alloc(total, 16);
+    };
     match r.reallocarray {
         Some(f) => realloc_impl(p, total, AllocFn::Reallocarray, || f(p, n, size)),
         None => realloc_impl(p, total, AllocFn::Reallocarray, || (r.realloc)(p, total)),
@@ -125,12 +178,18 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: size_t, size: size_t) -
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: size_t, size: size_t) -> c_int {
+pub unsafe extern "C" fn posix_memalign(
+    out: *mut *mut c_void,
+    align: size_t,
+    size: size_t,
+) -> c_int {
     let Some(r) = real::get() else {
         *out = arena_alloc(size, align);
         return 0;
     };
-    let Some(_g) = Guard::enter() else { return (r.posix_memalign)(out, align, size) };
+    let Some(_g) = Guard::enter() else {
+        return (r.posix_memalign)(out, align, size);
+    };
     let ret = (r.posix_memalign)(out, align, size);
     if ret == 0 && !(*out).is_null() {
         record_alloc(*out, size, AllocFn::PosixMemalign);
@@ -148,7 +207,9 @@ unsafe fn aligned(
         *libc::__errno_location() = libc::ENOSYS;
         return core::ptr::null_mut();
     };
-    let Some(_g) = Guard::enter() else { return f(align, size) };
+    let Some(_g) = Guard::enter() else {
+        return f(align, size);
+    };
     let p = f(align, size);
     if !p.is_null() {
         record_alloc(p, size, func);
@@ -158,13 +219,17 @@ unsafe fn aligned(
 
 #[no_mangle]
 pub unsafe extern "C" fn aligned_alloc(align: size_t, size: size_t) -> *mut c_void {
-    let Some(r) = real::get() else { return arena_alloc(size, align) };
+    let Some(r) = real::get() else {
+        return arena_alloc(size, align);
+    };
     aligned(r.aligned_alloc, align, size, AllocFn::AlignedAlloc)
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn memalign(align: size_t, size: size_t) -> *mut c_void {
-    let Some(r) = real::get() else { return arena_alloc(size, align) };
+    let Some(r) = real::get() else {
+        return arena_alloc(size, align);
+    };
     aligned(r.memalign, align, size, AllocFn::Memalign)
 }
 
@@ -173,7 +238,9 @@ unsafe fn page_alloc(f: Option<real::MallocFn>, size: usize, func: AllocFn) -> *
         *libc::__errno_location() = libc::ENOSYS;
         return core::ptr::null_mut();
     };
-    let Some(_g) = Guard::enter() else { return f(size) };
+    let Some(_g) = Guard::enter() else {
+        return f(size);
+    };
     let p = f(size);
     if !p.is_null() {
         record_alloc(p, size, func);
@@ -183,13 +250,17 @@ unsafe fn page_alloc(f: Option<real::MallocFn>, size: usize, func: AllocFn) -> *
 
 #[no_mangle]
 pub unsafe extern "C" fn valloc(size: size_t) -> *mut c_void {
-    let Some(r) = real::get() else { return arena_alloc(size, 4096) };
+    let Some(r) = real::get() else {
+        return arena_alloc(size, 4096);
+    };
     page_alloc(r.valloc, size, AllocFn::Valloc)
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn pvalloc(size: size_t) -> *mut c_void {
-    let Some(r) = real::get() else { return arena_alloc(size, 4096) };
+    let Some(r) = real::get() else {
+        return arena_alloc(size, 4096);
+    };
     page_alloc(r.pvalloc, size, AllocFn::Pvalloc)
 }
 
@@ -212,7 +283,14 @@ unsafe fn record_mmap(p: *mut c_void, len: usize, prot: c_int, flags: c_int) {
         let t = tid();
         let h = crate::stack::capture(t, push);
         let d = (prot as u32 as u64) << 32 | flags as u32 as u64;
-        push(&Event { kind: kind::MMAP, tid: t, a: p as u64, b: len as u64, c: h, d });
+        push(&Event {
+            kind: kind::MMAP,
+            tid: t,
+            a: p as u64,
+            b: len as u64,
+            c: h,
+            d,
+        });
     }
 }
 
@@ -228,7 +306,9 @@ pub unsafe extern "C" fn mmap(
     let Some(r) = real::get() else {
         return libc::syscall(libc::SYS_mmap, addr, len, prot, flags, fd, off) as *mut c_void;
     };
-    let Some(_g) = Guard::enter() else { return (r.mmap)(addr, len, prot, flags, fd, off) };
+    let Some(_g) = Guard::enter() else {
+        return (r.mmap)(addr, len, prot, flags, fd, off);
+    };
     let p = (r.mmap)(addr, len, prot, flags, fd, off);
     record_mmap(p, len, prot, flags);
     p
@@ -248,9 +328,18 @@ pub unsafe extern "C" fn mmap64(
 
 #[no_mangle]
 pub unsafe extern "C" fn munmap(addr: *mut c_void, len: size_t) -> c_int {
-    let Some(r) = real::get() else { return libc::syscall(libc::SYS_munmap, addr, len) as c_int };
+    let Some(r) = real::get() else {
+        return libc::syscall(libc::SYS_munmap, addr, len) as c_int;
+    };
     if let Some(_g) = Guard::enter() {
-        push(&Event { kind: kind::MUNMAP, tid: tid(), a: addr as u64, b: len as u64, c: 0, d: 0 });
+        push(&Event {
+            kind: kind::MUNMAP,
+            tid: tid(),
+            a: addr as u64,
+            b: len as u64,
+            c: 0,
+            d: 0,
+        });
     }
     (r.munmap)(addr, len)
 }
@@ -263,11 +352,24 @@ pub unsafe extern "C" fn mremap(
     flags: c_int,
     new_addr: *mut c_void,
 ) -> *mut c_void {
-    let Some(r) = real::get() else { return libc::MAP_FAILED };
-    let Some(f) = r.mremap else { return libc::MAP_FAILED };
-    let Some(_g) = Guard::enter() else { return f(old, old_len, new_len, flags, new_addr) };
+    let Some(r) = real::get() else {
+        return libc::MAP_FAILED;
+    };
+    let Some(f) = r.mremap else {
+        return libc::MAP_FAILED;
+    };
+    let Some(_g) = Guard::enter() else {
+        return f(old, old_len, new_len, flags, new_addr);
+    };
     let t = tid();
-    push(&Event { kind: kind::MUNMAP, tid: t, a: old as u64, b: old_len as u64, c: 0, d: 0 });
+    push(&Event {
+        kind: kind::MUNMAP,
+        tid: t,
+        a: old as u64,
+        b: old_len as u64,
+        c: 0,
+        d: 0,
+    });
     let p = f(old, old_len, new_len, flags, new_addr);
     if p == libc::MAP_FAILED {
         record_mmap(old, old_len, libc::PROT_READ | libc::PROT_WRITE, 0);
@@ -282,12 +384,21 @@ pub unsafe extern "C" fn mremap(
 fn modules_changed() {
     let Some(_g) = Guard::enter() else { return };
     let list = Box::new(crate::modules::scan());
-    push(&Event { kind: kind::MODULES, tid: tid(), a: Box::into_raw(list) as u64, b: 0, c: 0, d: 0 });
+    push(&Event {
+        kind: kind::MODULES,
+        tid: tid(),
+        a: Box::into_raw(list) as u64,
+        b: 0,
+        c: 0,
+        d: 0,
+    });
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn dlopen(name: *const c_char, flags: c_int) -> *mut c_void {
-    let Some(f) = real::get().and_then(|r| r.dlopen) else { return core::ptr::null_mut() };
+    let Some(f) = real::get().and_then(|r| r.dlopen) else {
+        return core::ptr::null_mut();
+    };
     let h = f(name, flags);
     if !h.is_null() {
         modules_changed();
@@ -297,7 +408,9 @@ pub unsafe extern "C" fn dlopen(name: *const c_char, flags: c_int) -> *mut c_voi
 
 #[no_mangle]
 pub unsafe extern "C" fn dlclose(h: *mut c_void) -> c_int {
-    let Some(f) = real::get().and_then(|r| r.dlclose) else { return -1 };
+    let Some(f) = real::get().and_then(|r| r.dlclose) else {
+        return -1;
+    };
     let ret = f(h);
     modules_changed();
     ret
@@ -311,7 +424,9 @@ pub fn end_image(reason: u64, code: i32, timeout: Duration) -> bool {
         // A vfork child shares our memory and our writer: it must not end it.
         return false;
     }
-    let Some(_g) = Guard::enter() else { return false };
+    let Some(_g) = Guard::enter() else {
+        return false;
+    };
     request(kind::END, reason, code as u32 as u64, timeout)
 }
 
@@ -322,14 +437,27 @@ unsafe fn before_exec() -> bool {
 unsafe fn after_failed_exec(ended: bool) {
     if ended {
         if let Some(_g) = Guard::enter() {
-            push(&Event { kind: kind::RESUME, tid: tid(), a: 0, b: 0, c: 0, d: 0 });
+            push(&Event {
+                kind: kind::RESUME,
+                tid: tid(),
+                a: 0,
+                b: 0,
+                c: 0,
+                d: 0,
+            });
         }
     }
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
-    let Some(f) = real::get().and_then(|r| r.execve) else { return -1 };
+pub unsafe extern "C" fn execve(
+    path: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    let Some(f) = real::get().and_then(|r| r.execve) else {
+        return -1;
+    };
     let ended = before_exec();
     let r = f(path, argv, envp);
     after_failed_exec(ended);
@@ -338,7 +466,9 @@ pub unsafe extern "C" fn execve(path: *const c_char, argv: *const *const c_char,
 
 #[no_mangle]
 pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
-    let Some(f) = real::get().and_then(|r| r.execv) else { return -1 };
+    let Some(f) = real::get().and_then(|r| r.execv) else {
+        return -1;
+    };
     let ended = before_exec();
     let r = f(path, argv);
     after_failed_exec(ended);
@@ -347,7 +477,9 @@ pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) 
 
 #[no_mangle]
 pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
-    let Some(f) = real::get().and_then(|r| r.execvp) else { return -1 };
+    let Some(f) = real::get().and_then(|r| r.execvp) else {
+        return -1;
+    };
     let ended = before_exec();
     let r = f(file, argv);
     after_failed_exec(ended);
@@ -355,8 +487,14 @@ pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char)
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn execvpe(file: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
-    let Some(f) = real::get().and_then(|r| r.execvpe) else { return -1 };
+pub unsafe extern "C" fn execvpe(
+    file: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    let Some(f) = real::get().and_then(|r| r.execvpe) else {
+        return -1;
+    };
     let ended = before_exec();
     let r = f(file, argv, envp);
     after_failed_exec(ended);
@@ -364,8 +502,14 @@ pub unsafe extern "C" fn execvpe(file: *const c_char, argv: *const *const c_char
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn fexecve(fd: c_int, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
-    let Some(f) = real::get().and_then(|r| r.fexecve) else { return -1 };
+pub unsafe extern "C" fn fexecve(
+    fd: c_int,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    let Some(f) = real::get().and_then(|r| r.fexecve) else {
+        return -1;
+    };
     let ended = before_exec();
     let r = f(fd, argv, envp);
     after_failed_exec(ended);
@@ -380,7 +524,9 @@ pub unsafe extern "C" fn execveat(
     envp: *const *const c_char,
     flags: c_int,
 ) -> c_int {
-    let Some(f) = real::get().and_then(|r| r.execveat) else { return -1 };
+    let Some(f) = real::get().and_then(|r| r.execveat) else {
+        return -1;
+    };
     let ended = before_exec();
     let r = f(dirfd, path, argv, envp, flags);
     after_failed_exec(ended);

@@ -45,6 +45,9 @@ extern "C" fn remember_exit_code(code: c_int, _: *mut c_void) {
 extern "C" fn child_pid() {
     // SAFETY: getpid cannot fail.
     OUR_PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
+    guard::forget_tid();
+    // Starting the child's writer allocates: that is ours, not the program's.
+    let _g = guard::Guard::enter();
     writer::after_fork_child();
 }
 
@@ -52,7 +55,9 @@ fn init() {
     if real::get().is_none() {
         return;
     }
-    let Some(_g) = guard::Guard::enter() else { return };
+    let Some(_g) = guard::Guard::enter() else {
+        return;
+    };
     // SAFETY: getpid cannot fail.
     OUR_PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
     writer::start_time();
@@ -61,7 +66,11 @@ fn init() {
     // SAFETY: registering handlers with valid function pointers; they run
     // at fork (atfork) and at exit(), never in a signal context.
     unsafe {
-        libc::pthread_atfork(Some(writer::before_fork), Some(writer::after_fork_parent), Some(child_pid));
+        libc::pthread_atfork(
+            Some(writer::before_fork),
+            Some(writer::after_fork_parent),
+            Some(child_pid),
+        );
         on_exit(remember_exit_code, core::ptr::null_mut());
     }
     let list = Box::new(modules::scan());
@@ -77,7 +86,11 @@ fn init() {
 /// Runs from the loader's `_dl_fini`, after the program's atexit handlers and
 /// static destructors: the process image is ending normally.
 fn fini() {
-    hooks::end_image(0, EXIT_CODE.load(Ordering::Relaxed), Duration::from_secs(10));
+    hooks::end_image(
+        0,
+        EXIT_CODE.load(Ordering::Relaxed),
+        Duration::from_secs(10),
+    );
     guard::RECORDING.store(false, Ordering::Relaxed);
 }
 

@@ -21,20 +21,32 @@ pub fn scan() -> Vec<Module> {
 }
 
 fn exe_path() -> String {
-    std::fs::read_link("/proc/self/exe").map(|p| p.to_string_lossy().into_owned()).unwrap_or_default()
+    std::fs::read_link("/proc/self/exe")
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
-unsafe extern "C" fn callback(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> c_int {
+unsafe extern "C" fn callback(
+    info: *mut libc::dl_phdr_info,
+    _size: usize,
+    data: *mut c_void,
+) -> c_int {
     // SAFETY: data is the &mut Vec<Module> passed to dl_iterate_phdr above; info is valid for this call.
     let out = &mut *(data as *mut Vec<Module>);
     let info = &*info;
     let name = if info.dlpi_name.is_null() {
         String::new()
     } else {
-        CStr::from_ptr(info.dlpi_name).to_string_lossy().into_owned()
+        CStr::from_ptr(info.dlpi_name)
+            .to_string_lossy()
+            .into_owned()
     };
     // The first entry, with an empty name, is the main program.
-    let path = if name.is_empty() && out.is_empty() { exe_path() } else { name };
+    let path = if name.is_empty() && out.is_empty() {
+        exe_path()
+    } else {
+        name
+    };
     let phdrs = if info.dlpi_phdr.is_null() {
         &[][..]
     } else {
@@ -52,19 +64,28 @@ unsafe extern "C" fn callback(info: *mut libc::dl_phdr_info, _size: usize, data:
                 file_offset: ph.p_offset,
             });
         } else if ph.p_type == PT_NOTE && build_id.is_empty() {
-            let notes = core::slice::from_raw_parts((base + ph.p_vaddr) as *const u8, ph.p_memsz as usize);
+            let notes =
+                core::slice::from_raw_parts((base + ph.p_vaddr) as *const u8, ph.p_memsz as usize);
             build_id = find_build_id(notes, ph.p_align).unwrap_or_default();
         }
     }
     if !segments.is_empty() {
-        out.push(Module { id: 0, base, path, build_id, segments });
+        out.push(Module {
+            id: 0,
+            base,
+            path,
+            build_id,
+            segments,
+        });
     }
     0
 }
 
 fn find_build_id(mut notes: &[u8], align: u64) -> Option<Vec<u8>> {
     let align = if align == 8 { 8 } else { 4 };
-    let rd = |b: &[u8], o: usize| -> Option<u32> { Some(u32::from_ne_bytes(b.get(o..o + 4)?.try_into().ok()?)) };
+    let rd = |b: &[u8], o: usize| -> Option<u32> {
+        Some(u32::from_ne_bytes(b.get(o..o + 4)?.try_into().ok()?))
+    };
     while notes.len() >= 12 {
         let namesz = rd(notes, 0)? as usize;
         let descsz = rd(notes, 4)? as usize;

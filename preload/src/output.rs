@@ -10,8 +10,16 @@ fn program_name() -> String {
     let argv0 = cmdline.split(|&c| c == 0).next().unwrap_or_default();
     let name = argv0.rsplit(|&c| c == b'/').next().unwrap_or_default();
     let name = String::from_utf8_lossy(name);
-    let name: String =
-        name.chars().map(|c| if c.is_alphanumeric() || "._-+".contains(c) { c } else { '_' }).collect();
+    let name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "._-+".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     if name.is_empty() {
         "unknown".into()
     } else {
@@ -49,7 +57,11 @@ pub fn create(pid: u32) -> Result<(String, i32), String> {
         .unwrap_or_else(|| "leakhunt.%n.%p.trace".to_string());
     let first = expand(&template, pid);
     let mut candidates = vec![first.clone()];
-    let base = if template.contains("%p") { first.clone() } else { format!("{first}.{pid}") };
+    let base = if template.contains("%p") {
+        first.clone()
+    } else {
+        format!("{first}.{pid}")
+    };
     if base != first {
         candidates.push(base.clone());
     }

@@ -90,7 +90,10 @@ impl Queue {
     #[inline]
     fn seq(&self, pos: u64) -> u64 {
         let i = pos & MASK;
-        self.slots[i as usize].seq.load(Ordering::Acquire).wrapping_add(i)
+        self.slots[i as usize]
+            .seq
+            .load(Ordering::Acquire)
+            .wrapping_add(i)
     }
 
     /// Pushes, or returns `false` when the queue is full.
@@ -100,14 +103,20 @@ impl Queue {
         loop {
             let dif = self.seq(pos).wrapping_sub(pos) as i64;
             if dif == 0 {
-                match self.tail.0.compare_exchange_weak(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed) {
+                match self.tail.0.compare_exchange_weak(
+                    pos,
+                    pos + 1,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
                     Ok(_) => {
                         let i = (pos & MASK) as usize;
                         let slot = &self.slots[i];
                         // SAFETY: the CAS gave this producer exclusive use of the slot
                         // until it publishes it with the store below.
                         unsafe { slot.ev.get().write(*ev) };
-                        slot.seq.store((pos + 1).wrapping_sub(i as u64), Ordering::Release);
+                        slot.seq
+                            .store((pos + 1).wrapping_sub(i as u64), Ordering::Release);
                         return true;
                     }
                     Err(p) => pos = p,
@@ -129,7 +138,10 @@ impl Queue {
         if self.seq(pos) == pos + 1 {
             // SAFETY: the producer published the slot (acquire load of seq above).
             let ev = unsafe { slot.ev.get().read() };
-            slot.seq.store((pos + CAPACITY as u64).wrapping_sub(i as u64), Ordering::Release);
+            slot.seq.store(
+                (pos + CAPACITY as u64).wrapping_sub(i as u64),
+                Ordering::Release,
+            );
             self.head.0.store(pos + 1, Ordering::Relaxed);
             Pop::Event(ev)
         } else if self.tail.0.load(Ordering::Relaxed) == pos {
@@ -153,6 +165,17 @@ impl Queue {
 pub static QUEUE: Queue = Queue {
     tail: Padded(AtomicU64::new(0)),
     head: Padded(AtomicU64::new(0)),
-    slots: [const { Slot { seq: AtomicU64::new(0), ev: UnsafeCell::new(Event { kind: 0, tid: 0, a: 0, b: 0, c: 0, d: 0 }) } };
-        CAPACITY],
+    slots: [const {
+        Slot {
+            seq: AtomicU64::new(0),
+            ev: UnsafeCell::new(Event {
+                kind: 0,
+                tid: 0,
+                a: 0,
+                b: 0,
+                c: 0,
+                d: 0,
+            }),
+        }
+    }; CAPACITY],
 };

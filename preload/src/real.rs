@@ -19,16 +19,25 @@ pub type FreeFn = unsafe extern "C" fn(*mut c_void);
 pub type PosixMemalignFn = unsafe extern "C" fn(*mut *mut c_void, size_t, size_t) -> c_int;
 pub type AlignFn = unsafe extern "C" fn(size_t, size_t) -> *mut c_void;
 pub type UsableFn = unsafe extern "C" fn(*mut c_void) -> size_t;
-pub type MmapFn = unsafe extern "C" fn(*mut c_void, size_t, c_int, c_int, c_int, off_t) -> *mut c_void;
+pub type MmapFn =
+    unsafe extern "C" fn(*mut c_void, size_t, c_int, c_int, c_int, off_t) -> *mut c_void;
 pub type MunmapFn = unsafe extern "C" fn(*mut c_void, size_t) -> c_int;
-pub type MremapFn = unsafe extern "C" fn(*mut c_void, size_t, size_t, c_int, *mut c_void) -> *mut c_void;
+pub type MremapFn =
+    unsafe extern "C" fn(*mut c_void, size_t, size_t, c_int, *mut c_void) -> *mut c_void;
 pub type DlopenFn = unsafe extern "C" fn(*const c_char, c_int) -> *mut c_void;
 pub type DlcloseFn = unsafe extern "C" fn(*mut c_void) -> c_int;
-pub type ExecveFn = unsafe extern "C" fn(*const c_char, *const *const c_char, *const *const c_char) -> c_int;
+pub type ExecveFn =
+    unsafe extern "C" fn(*const c_char, *const *const c_char, *const *const c_char) -> c_int;
 pub type ExecvFn = unsafe extern "C" fn(*const c_char, *const *const c_char) -> c_int;
-pub type FexecveFn = unsafe extern "C" fn(c_int, *const *const c_char, *const *const c_char) -> c_int;
-pub type ExecveatFn =
-    unsafe extern "C" fn(c_int, *const c_char, *const *const c_char, *const *const c_char, c_int) -> c_int;
+pub type FexecveFn =
+    unsafe extern "C" fn(c_int, *const *const c_char, *const *const c_char) -> c_int;
+pub type ExecveatFn = unsafe extern "C" fn(
+    c_int,
+    *const c_char,
+    *const *const c_char,
+    *const *const c_char,
+    c_int,
+) -> c_int;
 pub type ExitFn = unsafe extern "C" fn(c_int) -> !;
 pub type AbortFn = unsafe extern "C" fn() -> !;
 
@@ -71,7 +80,10 @@ static STATE: AtomicU8 = AtomicU8::new(UNRESOLVED);
 static RESOLVER: AtomicUsize = AtomicUsize::new(0);
 
 unsafe fn next<T>(name: &'static [u8]) -> Option<T> {
-    debug_assert_eq!(core::mem::size_of::<T>(), core::mem::size_of::<*mut c_void>());
+    debug_assert_eq!(
+        core::mem::size_of::<T>(),
+        core::mem::size_of::<*mut c_void>()
+    );
     // SAFETY: name is NUL-terminated; RTLD_NEXT finds the definition after ours.
     let p = libc::dlsym(libc::RTLD_NEXT, name.as_ptr() as *const c_char);
     if p.is_null() {
@@ -199,7 +211,10 @@ pub fn arena_alloc(size: usize, align: usize) -> *mut c_void {
         if end > base + ARENA_SIZE {
             fatal("bootstrap arena exhausted while resolving the allocator\n");
         }
-        if ARENA_USED.compare_exchange(used, end - base, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        if ARENA_USED
+            .compare_exchange(used, end - base, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
             // SAFETY: [start - 16, end) lies inside ARENA and was reserved by the CAS above.
             unsafe { ((start - ARENA_HDR) as *mut usize).write(size) };
             return start as *mut c_void;

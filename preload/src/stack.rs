@@ -68,14 +68,27 @@ pub fn capture(tid: u32, push: impl Fn(&Event)) -> u64 {
         let h = hash_ips(frames);
         let slot = &mut sent[(h as usize >> 3) & (SENT_SLOTS - 1)];
         if *slot != h {
-            push(&Event { kind: kind::STACK_BEGIN, tid, a: h, b: frames.len() as u64, c: 0, d: 0 });
+            push(&Event {
+                kind: kind::STACK_BEGIN,
+                tid,
+                a: h,
+                b: frames.len() as u64,
+                c: 0,
+                d: 0,
+            });
             for c in frames.chunks(3) {
                 let g = |i: usize| c.get(i).copied().unwrap_or(0) as u64;
-                push(&Event { kind: kind::STACK_FRAMES, tid, a: g(0), b: g(1), c: g(2), d: 0 });
+                push(&Event {
+                    kind: kind::STACK_FRAMES,
+                    tid,
+                    a: g(0),
+                    b: g(1),
+                    c: g(2),
+                    d: 0,
+                });
             }
             *slot = h;
         }
         h
     })
 }
-

@@ -31,7 +31,9 @@ impl Hasher for PassThrough {
     }
     fn write_u64(&mut self, v: u64) {
         // Addresses are 16-byte aligned; spread the high bits down.
-        self.0 = (self.0 ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(26);
+        self.0 = (self.0 ^ v)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(26);
     }
 }
 pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<PassThrough>>;
@@ -121,12 +123,19 @@ pub struct Locked {
 // SAFETY: `state` is only touched between lock() and unlock().
 unsafe impl Sync for Locked {}
 
-pub static STATE: Locked = Locked { busy: AtomicBool::new(false), state: UnsafeCell::new(None) };
+pub static STATE: Locked = Locked {
+    busy: AtomicBool::new(false),
+    state: UnsafeCell::new(None),
+};
 
 impl Locked {
     pub fn lock(&self) {
         let mut spins = 0u32;
-        while self.busy.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        while self
+            .busy
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
             spins += 1;
             if spins < 100 {
                 core::hint::spin_loop();
@@ -209,7 +218,14 @@ pub fn request(kind: u32, a: u64, b: u64, timeout: Duration) -> bool {
         return false;
     }
     let ticket = TICKET.fetch_add(1, Ordering::Relaxed) + 1;
-    push(&Event { kind, tid: guard::tid(), a, b, c: ticket, d: 0 });
+    push(&Event {
+        kind,
+        tid: guard::tid(),
+        a,
+        b,
+        c: ticket,
+        d: 0,
+    });
     let deadline = Instant::now() + timeout;
     while ACKED.load(Ordering::Acquire) < ticket {
         if Instant::now() > deadline || WRITER_PID.load(Ordering::Relaxed) != getpid() {
@@ -230,7 +246,9 @@ pub fn spawn() {
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         WRITER_PID.store(getpid(), Ordering::Relaxed);
-        let r = std::thread::Builder::new().name("leakhunt-writer".into()).spawn(run);
+        let r = std::thread::Builder::new()
+            .name("leakhunt-writer".into())
+            .spawn(run);
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
         if r.is_err() {
             WRITER_PID.store(0, Ordering::Relaxed);
@@ -303,7 +321,8 @@ impl State {
             }
         }
         let due = self.out.as_ref().is_some_and(|o| {
-            o.chunks.pending() >= (1 << 20) || (o.chunks.pending() > 0 && o.last_flush.elapsed() >= Duration::from_millis(100))
+            o.chunks.pending() >= (1 << 20)
+                || (o.chunks.pending() > 0 && o.last_flush.elapsed() >= Duration::from_millis(100))
         });
         if due {
             self.flush();
@@ -335,7 +354,10 @@ impl State {
             return;
         }
         if let Err(e) = write_all(o.fd, bytes) {
-            say(&format!("cannot write the trace {}: {e}; recording is off", o.path));
+            say(&format!(
+                "cannot write the trace {}: {e}; recording is off",
+                o.path
+            ));
             self.stop_recording();
         }
     }
@@ -362,7 +384,9 @@ impl State {
         let mut chunks = ChunkWriter::default();
         let header = leakhunt_format::file_header();
         if let Err(e) = write_all(fd, &header) {
-            say(&format!("cannot write the trace {path}: {e}; recording is off"));
+            say(&format!(
+                "cannot write the trace {path}: {e}; recording is off"
+            ));
             // SAFETY: our own fd.
             unsafe { libc::close(fd) };
             self.stop_recording();
@@ -371,10 +395,15 @@ impl State {
         let (_, wall) = start_time();
         let argv = std::fs::read("/proc/self/cmdline")
             .map(|b| {
-                b.split(|&c| c == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect()
+                b.split(|&c| c == 0)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect()
             })
             .unwrap_or_default();
-        let exe = std::fs::read_link("/proc/self/exe").map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        let exe = std::fs::read_link("/proc/self/exe")
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let origin = match start {
             FileStart::Fresh => Origin::Start,
             FileStart::Forked { parent_pid } => Origin::Fork { parent_pid },
@@ -389,7 +418,12 @@ impl State {
             argv,
             recorder: env!("CARGO_PKG_VERSION").to_string(),
         }));
-        self.out = Some(Output { fd, path, chunks, last_flush: Instant::now() });
+        self.out = Some(Output {
+            fd,
+            path,
+            chunks,
+            last_flush: Instant::now(),
+        });
         self.last_tid = 0;
         self.last_time_us = 0;
         self.stamp_time();
@@ -403,7 +437,11 @@ impl State {
             blocks.sort_unstable_by_key(|&(p, _)| p);
             for (ptr, b) in blocks {
                 let stack = self.node_of(b.stack);
-                self.emit(&Record::Inherited { ptr, size: b.size, stack });
+                self.emit(&Record::Inherited {
+                    ptr,
+                    size: b.size,
+                    stack,
+                });
             }
         }
         self.flush();
@@ -422,7 +460,9 @@ impl State {
     /// The trie node of a stack in the current file, emitting nodes as needed.
     fn node_of(&mut self, hash: u64) -> u64 {
         let epoch = self.epoch;
-        let Some(s) = self.stacks.get(&hash) else { return 0 };
+        let Some(s) = self.stacks.get(&hash) else {
+            return 0;
+        };
         if s.epoch == epoch {
             return s.node;
         }
@@ -463,7 +503,12 @@ impl State {
             self.emit(&Record::Free { ptr });
         }
         let func = AllocFn::from_u8(func as u8).unwrap_or(AllocFn::Malloc);
-        self.emit(&Record::Alloc { ptr, size, stack, func });
+        self.emit(&Record::Alloc {
+            ptr,
+            size,
+            stack,
+            func,
+        });
     }
 
     fn free(&mut self, tid: u32, ptr: u64) -> Option<Block> {
@@ -489,7 +534,9 @@ impl State {
                 self.realloc_stash.insert(ev.tid, (ev.a, b));
             }
             kind::REALLOC_DONE => {
-                let Some((old, b)) = self.realloc_stash.remove(&ev.tid) else { return };
+                let Some((old, b)) = self.realloc_stash.remove(&ev.tid) else {
+                    return;
+                };
                 if b.is_none() {
                     self.unknown_frees += 1;
                 }
@@ -505,11 +552,26 @@ impl State {
                     Some(_) => {
                         self.thread(ev.tid);
                         let stack = self.node_of(ev.c);
-                        if self.live.insert(ev.a, Block { size: ev.b, stack: ev.c }).is_some() {
+                        if self
+                            .live
+                            .insert(
+                                ev.a,
+                                Block {
+                                    size: ev.b,
+                                    stack: ev.c,
+                                },
+                            )
+                            .is_some()
+                        {
                             self.anomalies += 1;
                             self.emit(&Record::Free { ptr: ev.a });
                         }
-                        self.emit(&Record::Realloc { old_ptr: old, ptr: ev.a, size: ev.b, stack });
+                        self.emit(&Record::Realloc {
+                            old_ptr: old,
+                            ptr: ev.a,
+                            size: ev.b,
+                            stack,
+                        });
                     }
                     // The old block was never seen: this is an allocation to us.
                     None => self.alloc(ev.tid, ev.a, ev.b, ev.c, ev.d),
@@ -522,7 +584,8 @@ impl State {
             }
             kind::STACK_BEGIN => {
                 let depth = (ev.b as usize).min(crate::stack::MAX_DEPTH);
-                self.partial.insert(ev.tid, (ev.a, depth, Vec::with_capacity(depth)));
+                self.partial
+                    .insert(ev.tid, (ev.a, depth, Vec::with_capacity(depth)));
                 if depth == 0 {
                     self.finish_stack(ev.tid);
                 }
@@ -546,11 +609,20 @@ impl State {
             kind::MMAP => {
                 self.thread(ev.tid);
                 let stack = self.node_of(ev.c);
-                self.emit(&Record::Mmap { addr: ev.a, len: ev.b, prot: (ev.d >> 32) as u32, flags: ev.d as u32, stack });
+                self.emit(&Record::Mmap {
+                    addr: ev.a,
+                    len: ev.b,
+                    prot: (ev.d >> 32) as u32,
+                    flags: ev.d as u32,
+                    stack,
+                });
             }
             kind::MUNMAP => {
                 self.thread(ev.tid);
-                self.emit(&Record::Munmap { addr: ev.a, len: ev.b });
+                self.emit(&Record::Munmap {
+                    addr: ev.a,
+                    len: ev.b,
+                });
             }
             kind::MODULES => {
                 // SAFETY: the hook leaked this Box for us and never touches it again.
@@ -589,14 +661,22 @@ impl State {
 
     fn finish_stack(&mut self, tid: u32) {
         if let Some((hash, _, frames)) = self.partial.remove(&tid) {
-            self.stacks.entry(hash).or_insert(Stack { ips: frames.into_boxed_slice(), node: 0, epoch: 0 });
+            self.stacks.entry(hash).or_insert(Stack {
+                ips: frames.into_boxed_slice(),
+                node: 0,
+                epoch: 0,
+            });
         }
     }
 
     fn update_modules(&mut self, now: Vec<Module>) {
         let same = |a: &Module, b: &Module| a.base == b.base && a.path == b.path;
-        let gone: Vec<u32> =
-            self.modules.iter().filter(|m| !now.iter().any(|n| same(m, n))).map(|m| m.id).collect();
+        let gone: Vec<u32> = self
+            .modules
+            .iter()
+            .filter(|m| !now.iter().any(|n| same(m, n)))
+            .map(|m| m.id)
+            .collect();
         for id in &gone {
             self.emit(&Record::ModuleUnload { id: *id });
         }

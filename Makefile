@@ -1,0 +1,47 @@
+# leakhunt: `make demo` builds and shows it working; `make test` checks everything.
+SHELL := /bin/bash
+CARGO ?= cargo
+RELEASE := target/release
+LEAKHUNT := $(RELEASE)/leakhunt
+PRELOAD := $(RELEASE)/libleakhunt.so
+DEMO_DIR := target/demo
+
+.PHONY: all build demo test deps lint bench clean
+
+all: build
+
+# Debian packages the build and the tests need (gcc, g++, valgrind and heaptrack
+# as oracles). Only installs what is missing; skipped when not root.
+deps:
+	@missing=""; \
+	for p in gcc:gcc g++:g++ make:make valgrind:valgrind heaptrack:heaptrack sqlite3:sqlite3 python3:python3; do \
+	  cmd=$${p%%:*}; pkg=$${p##*:}; command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "note: missing$$missing (tests that need them will say so and skip)"; fi; \
+	fi
+
+build:
+	$(CARGO) build --release --workspace
+
+demo: deps build
+	@mkdir -p $(DEMO_DIR)
+	gcc -g -O1 -o $(DEMO_DIR)/leaky scripts/demo/leaky.c
+	$(LEAKHUNT) run -o $(DEMO_DIR)/leaky.trace -- $(DEMO_DIR)/leaky
+	$(LEAKHUNT) report $(DEMO_DIR)/leaky.trace
+	$(LEAKHUNT) flamegraph $(DEMO_DIR)/leaky.trace --what leaked -o $(DEMO_DIR)/leaked.svg
+	$(LEAKHUNT) flamegraph $(DEMO_DIR)/leaky.trace --what allocated -o $(DEMO_DIR)/allocated.svg
+	@echo "demo: trace, report and SVGs are in $(DEMO_DIR)/"
+
+test: deps build
+	$(CARGO) test --release --workspace
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --all -- --check
+
+bench: build
+	scripts/bench
+
+clean:
+	$(CARGO) clean
