@@ -41,7 +41,7 @@ test: deps build
 	$(CARGO) fmt --all -- --check
 
 bench: build
-	scripts/bench
+	python3 scripts/bench/run.py
 
 clean:
 	$(CARGO) clean

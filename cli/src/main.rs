@@ -115,9 +115,9 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                     );
                     let _ = writeln!(
                         err,
-                        "leakhunt: never freed: {} bytes in {} blocks",
-                        report::commas(t.live_bytes_at_end),
-                        report::commas(t.live_blocks_at_end)
+                        "leakhunt: never freed: {} in {}",
+                        report::plural(t.live_bytes_at_end, "byte", "bytes"),
+                        report::plural(t.live_blocks_at_end, "block", "blocks")
                     );
                     if m.cut.is_some() || m.end.is_none() {
                         let _ = writeln!(err, "leakhunt: the trace is incomplete (the program did not finish normally)");

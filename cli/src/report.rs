@@ -225,7 +225,7 @@ pub fn commas(n: u64) -> String {
     out
 }
 
-fn plural(n: u64, one: &str, many: &str) -> String {
+pub fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{} {}", commas(n), if n == 1 { one } else { many })
 }
 

@@ -54,6 +54,9 @@ struct Stack {
 
 struct Output {
     fd: i32,
+    /// Identity of the file, checked before each write: a program that closes
+    /// every descriptor and opens others must never receive our bytes.
+    id: (u64, u64),
     path: String,
     chunks: ChunkWriter,
     last_flush: Instant,
@@ -353,6 +356,14 @@ impl State {
         if bytes.is_empty() {
             return;
         }
+        if file_id(o.fd) != Some(o.id) {
+            let path = o.path.clone();
+            say(&format!("the program closed the trace file {path}; recording is off"));
+            self.out = None;
+            RECORDING.store(false, Ordering::Relaxed);
+            self.finished = true;
+            return;
+        }
         if let Err(e) = write_all(o.fd, bytes) {
             say(&format!(
                 "cannot write the trace {}: {e}; recording is off",
@@ -380,6 +391,12 @@ impl State {
                 self.stop_recording();
                 return;
             }
+        };
+        let fd = high_fd(fd);
+        let Some(id) = file_id(fd) else {
+            say(&format!("cannot stat the trace {path}; recording is off"));
+            self.stop_recording();
+            return;
         };
         let mut chunks = ChunkWriter::default();
         let header = leakhunt_format::file_header();
@@ -420,6 +437,7 @@ impl State {
         }));
         self.out = Some(Output {
             fd,
+            id,
             path,
             chunks,
             last_flush: Instant::now(),
@@ -714,6 +732,27 @@ fn write_all(fd: i32, mut bytes: &[u8]) -> std::io::Result<()> {
         bytes = &bytes[n as usize..];
     }
     Ok(())
+}
+
+/// Moves our descriptor out of the low range that programs reuse and close in bulk.
+fn high_fd(fd: i32) -> i32 {
+    // SAFETY: fcntl/close on our own descriptor.
+    unsafe {
+        let hi = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 700);
+        if hi < 0 {
+            return fd;
+        }
+        libc::close(fd);
+        hi
+    }
+}
+
+fn file_id(fd: i32) -> Option<(u64, u64)> {
+    // SAFETY: fstat writes into a zeroed, properly sized struct.
+    unsafe {
+        let mut st: libc::stat = core::mem::zeroed();
+        (libc::fstat(fd, &mut st) == 0).then_some((st.st_dev, st.st_ino))
+    }
 }
 
 fn rss_bytes() -> Option<u64> {
