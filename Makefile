@@ -14,7 +14,7 @@ all: build
 # as oracles). Only installs what is missing; skipped when not root.
 deps:
 	@missing=""; \
-	for p in gcc:gcc g++:g++ make:make valgrind:valgrind heaptrack:heaptrack sqlite3:sqlite3 python3:python3; do \
+	for p in gcc:gcc g++:g++ make:make valgrind:valgrind heaptrack:heaptrack sqlite3:sqlite3 python3:python3 dwz:dwz strip:binutils; do \
 	  cmd=$${p%%:*}; pkg=$${p##*:}; command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -64,6 +64,9 @@ enum Cmd {
         #[arg(long)]
         title: Option<String>,
     },
+    /// Print every record of a trace, one per line (for debugging leakhunt).
+    #[command(hide = true)]
+    Dump { trace: PathBuf },
 }
 
 fn load(trace: &Path) -> Result<Model> {
@@ -149,6 +152,22 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                     let v = report::to_json(&m, &opts);
                     write_stdout(&(serde_json::to_string_pretty(&v)? + "\n"))?
                 }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Dump { trace } => {
+            let file = std::fs::File::open(&trace)
+                .with_context(|| format!("cannot open {}", trace.display()))?;
+            let mut r = leakhunt_format::TraceReader::new(std::io::BufReader::new(file))
+                .with_context(|| trace.display().to_string())?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            while let Some(rec) = r.next_record()? {
+                if writeln!(out, "{rec:?}").is_err() {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            if let Some(cut) = r.cut() {
+                let _ = writeln!(out, "# stopped: {cut:?}");
             }
             Ok(ExitCode::SUCCESS)
         }

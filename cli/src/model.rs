@@ -39,7 +39,7 @@ pub struct StackTotals {
     pub allocated_bytes: u64,
 }
 
-#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Totals {
     pub allocations: u64,
     pub frees: u64,
@@ -53,6 +53,8 @@ pub struct Totals {
     pub inherited_bytes: u64,
     pub mmaps: u64,
     pub munmaps: u64,
+    /// Successful calls per allocation function (`malloc`, `calloc`, ...).
+    pub by_function: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// A module as recorded, with the stack-node ids during which it was mapped.
@@ -159,9 +161,13 @@ impl Model {
                 }
                 Record::Time { us } => now_us = us,
                 Record::Alloc {
-                    ptr, size, stack, ..
+                    ptr,
+                    size,
+                    stack,
+                    func,
                 } => {
                     m.totals.allocations += 1;
+                    *m.totals.by_function.entry(func.name()).or_default() += 1;
                     m.totals.allocated_bytes += size;
                     let s = m.by_stack.entry(stack).or_default();
                     s.allocations += 1;
@@ -186,6 +192,7 @@ impl Model {
                     stack,
                 } => {
                     m.totals.allocations += 1;
+                    *m.totals.by_function.entry("realloc").or_default() += 1;
                     m.totals.allocated_bytes += size;
                     let s = m.by_stack.entry(stack).or_default();
                     s.allocations += 1;

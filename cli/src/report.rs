@@ -178,6 +178,7 @@ pub fn to_json(model: &Model, opts: &Options) -> Value {
             "mmaps": t.mmaps,
             "munmaps": t.munmaps,
             "peak_rss_bytes": model.peak_rss,
+            "by_function": t.by_function,
         },
         "leaks": {
             "scanned": false,
@@ -217,7 +218,7 @@ pub fn commas(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

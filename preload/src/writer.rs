@@ -358,7 +358,9 @@ impl State {
         }
         if file_id(o.fd) != Some(o.id) {
             let path = o.path.clone();
-            say(&format!("the program closed the trace file {path}; recording is off"));
+            say(&format!(
+                "the program closed the trace file {path}; recording is off"
+            ));
             self.out = None;
             RECORDING.store(false, Ordering::Relaxed);
             self.finished = true;
