@@ -2,7 +2,7 @@
 
 use crate::model::Model;
 use crate::report::commas;
-use crate::stacks::{frame_name, Stacks};
+use crate::stacks::{allocation_site, frame_name, Stacks};
 use std::collections::HashMap;
 use std::io::Write;
 
@@ -37,7 +37,8 @@ pub fn collapsed(model: &Model, what: What) -> (Vec<String>, u64, u64) {
         }
         bytes += b;
         blocks += n;
-        let frames = stacks.frames(node);
+        let all = stacks.frames(node);
+        let frames = &all[allocation_site(&all)..];
         let mut names: Vec<String> = frames
             .iter()
             .rev()

@@ -2,7 +2,7 @@
 //! object SPEC.md fixes for machines.
 
 use crate::model::Model;
-use crate::stacks::{frame_name, is_allocator_frame, language_name, module_short, Stacks};
+use crate::stacks::{allocation_site, frame_name, language_name, module_short, Stacks};
 use leakhunt_format::{Cut, EndReason, Origin};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -135,7 +135,8 @@ pub fn to_json(model: &Model, opts: &Options) -> Value {
     let recs: Vec<Value> = records[..shown]
         .iter()
         .map(|r| {
-            let frames = stacks.frames(r.stack);
+            let all = stacks.frames(r.stack);
+            let frames = &all[allocation_site(&all)..];
             let depth = if opts.depth == 0 {
                 frames.len()
             } else {
@@ -317,15 +318,12 @@ pub fn to_text(model: &Model, opts: &Options) -> String {
             i + 1,
             n
         );
-        let frames = stacks.frames(r.stack);
-        let site = frames
-            .iter()
-            .position(|f| !is_allocator_frame(f))
-            .unwrap_or(0);
+        let all = stacks.frames(r.stack);
+        let frames = &all[allocation_site(&all)..];
         let depth = if opts.depth == 0 {
             frames.len()
         } else {
-            frames.len().min(site + opts.depth)
+            frames.len().min(opts.depth)
         };
         for (k, f) in frames[..depth].iter().enumerate() {
             let lead = if k == 0 { "at" } else { "by" };

@@ -107,9 +107,10 @@ pub fn language_name(l: Language) -> &'static str {
     }
 }
 
-/// Frames that belong to the runtime's allocation machinery rather than to the
-/// program: `operator new`, `strdup` and friends. A report names the first
-/// frame after them as the allocation site.
+/// Frames that belong to the allocation machinery rather than to the program:
+/// `operator new`, Rust's `alloc::alloc` layers (mostly inlined into the
+/// caller). A report starts a stack at the first frame after them, the
+/// allocation site; helpers like `strdup` stay, as memcheck shows them.
 pub fn is_allocator_frame(f: &Frame) -> bool {
     let Some(name) = f.function.as_deref() else {
         return false;
@@ -123,5 +124,23 @@ pub fn is_allocator_frame(f: &Frame) -> bool {
             | "__libc_calloc"
             | "__libc_realloc"
             | "__libc_memalign"
-    )
+            | "__rust_alloc"
+            | "__rust_alloc_zeroed"
+            | "__rust_realloc"
+            | "__rdl_alloc"
+            | "__rdl_realloc"
+    ) || name.starts_with("alloc::alloc::")
+        || name.starts_with("<alloc::alloc::Global")
+        || name.starts_with("std::sys::alloc::")
+        || name.starts_with("alloc::raw_vec::")
+        || name.starts_with("<alloc::raw_vec::")
+        || name.starts_with("alloc::boxed::box_new")
+}
+
+/// Where the program's own frames start in a stack (innermost first).
+pub fn allocation_site(frames: &[Frame]) -> usize {
+    match frames.iter().position(|f| !is_allocator_frame(f)) {
+        Some(i) => i,
+        None => 0,
+    }
 }

@@ -361,9 +361,9 @@ impl State {
             say(&format!(
                 "the program closed the trace file {path}; recording is off"
             ));
+            // Not ours any more: forget it without closing it.
             self.out = None;
-            RECORDING.store(false, Ordering::Relaxed);
-            self.finished = true;
+            self.stop_recording();
             return;
         }
         if let Err(e) = write_all(o.fd, bytes) {
@@ -381,6 +381,8 @@ impl State {
             unsafe { libc::close(o.fd) };
         }
         RECORDING.store(false, Ordering::Relaxed);
+        // Nobody will drain the queue any more: producers must not wait for it.
+        WRITER_PID.store(0, Ordering::Relaxed);
         self.finished = true;
     }
 
