@@ -87,12 +87,33 @@ pub fn render(
     opts.colors =
         inferno::flamegraph::color::Palette::Basic(inferno::flamegraph::color::BasicPalette::Mem);
     if lines.is_empty() {
-        // inferno refuses an empty profile; a single root says "nothing" honestly.
-        let empty = [format!("no {counted} 0")];
-        opts.min_width = 0.0;
-        inferno::flamegraph::from_lines(&mut opts, empty.iter().map(String::as_str), out)?;
-    } else {
-        inferno::flamegraph::from_lines(&mut opts, lines.iter().map(String::as_str), out)?;
+        // inferno refuses an empty profile; say "nothing" in a picture of its own.
+        return empty_svg(&opts.title, opts.subtitle.as_deref().unwrap_or(""), out);
     }
+    inferno::flamegraph::from_lines(&mut opts, lines.iter().map(String::as_str), out)?;
+    Ok(())
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn empty_svg(title: &str, subtitle: &str, mut out: impl Write) -> anyhow::Result<()> {
+    write!(
+        out,
+        r##"<?xml version="1.0" standalone="no"?>
+<svg version="1.1" width="1200" height="120" xmlns="http://www.w3.org/2000/svg">
+<rect x="0" y="0" width="100%" height="100%" fill="#eeeeee"/>
+<text x="600" y="30" font-family="Verdana" font-size="17" text-anchor="middle">{}</text>
+<text x="600" y="60" font-family="Verdana" font-size="12" text-anchor="middle">{}</text>
+<text x="600" y="95" font-family="Verdana" font-size="14" text-anchor="middle">Nothing to draw.</text>
+</svg>
+"##,
+        xml_escape(title),
+        xml_escape(subtitle)
+    )?;
     Ok(())
 }
