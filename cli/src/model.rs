@@ -61,7 +61,8 @@ pub struct Totals {
 #[derive(Debug, Clone)]
 pub struct ModuleSpan {
     pub module: Module,
-    /// First node id defined while the module was mapped.
+    /// First node id that may refer to this module (nodes after the last
+    /// unload before it was loaded).
     pub from_node: u64,
     /// First node id defined after it was unmapped.
     pub until_node: Option<u64>,
@@ -120,6 +121,7 @@ impl Model {
             ..Default::default()
         };
         let mut now_us = 0u64;
+        let mut last_unload_node = 0u64;
         let mut live_bytes = 0u64;
         let mut tids = std::collections::HashSet::new();
         while let Some(r) = reader.next_record()? {
@@ -132,7 +134,10 @@ impl Model {
             match r {
                 Record::Process(p) => m.process = Some(p),
                 Record::Module(module) => {
-                    let from_node = m.nodes.len() as u64;
+                    // Stacks recorded before the module list arrived (allocations
+                    // of other libraries' constructors) still belong to it; only
+                    // an unload makes addresses ambiguous.
+                    let from_node = last_unload_node;
                     m.modules.push(ModuleSpan {
                         module,
                         from_node,
@@ -141,6 +146,7 @@ impl Model {
                 }
                 Record::ModuleUnload { id } => {
                     let next = m.nodes.len() as u64;
+                    last_unload_node = next;
                     if let Some(s) = m
                         .modules
                         .iter_mut()

@@ -21,13 +21,17 @@ mod unwind;
 mod writer;
 
 use core::ffi::{c_int, c_void};
-use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::time::Duration;
 
 /// The pid this copy of the library records for (changes in a fork child).
 static OUR_PID: AtomicU32 = AtomicU32::new(0);
 /// The status passed to exit(), captured by an on_exit handler.
 static EXIT_CODE: AtomicI32 = AtomicI32::new(0);
+/// The image has ended: nothing more is recorded.
+static ENDED: AtomicBool = AtomicBool::new(false);
+/// `at_exit` is registered: exit() will run it after `fini`.
+static AT_EXIT_REGISTERED: AtomicBool = AtomicBool::new(false);
 
 pub(crate) fn is_our_process() -> bool {
     // SAFETY: getpid cannot fail.
@@ -38,8 +42,26 @@ extern "C" {
     fn on_exit(f: extern "C" fn(c_int, *mut c_void), arg: *mut c_void) -> c_int;
 }
 
-extern "C" fn remember_exit_code(code: c_int, _: *mut c_void) {
+/// The normal end of the process image. Registered from our constructor,
+/// which ld.so runs before `__libc_start_main` registers `_dl_fini`: exit()
+/// calls handlers last-registered-first, so this runs after the program's
+/// atexit handlers, its static destructors and every library destructor —
+/// only stdio's final flush and `_exit` come after it.
+extern "C" fn at_exit(code: c_int, _: *mut c_void) {
     EXIT_CODE.store(code, Ordering::Relaxed);
+    end_normally();
+}
+
+fn end_normally() {
+    if ENDED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    hooks::end_image(
+        0,
+        EXIT_CODE.load(Ordering::Relaxed),
+        Duration::from_secs(10),
+    );
+    guard::RECORDING.store(false, Ordering::Relaxed);
 }
 
 extern "C" fn child_pid() {
@@ -61,8 +83,6 @@ fn init() {
     // SAFETY: getpid cannot fail.
     OUR_PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
     writer::start_time();
-    let (lo, hi) = modules::text_range_of(init as *const () as usize);
-    stack::set_self_text(lo, hi);
     // SAFETY: registering handlers with valid function pointers; they run
     // at fork (atfork) and at exit(), never in a signal context.
     unsafe {
@@ -71,7 +91,9 @@ fn init() {
             Some(writer::after_fork_parent),
             Some(child_pid),
         );
-        on_exit(remember_exit_code, core::ptr::null_mut());
+        if on_exit(at_exit, core::ptr::null_mut()) == 0 {
+            AT_EXIT_REGISTERED.store(true, Ordering::Relaxed);
+        }
     }
     let list = Box::new(modules::scan());
     writer::push(&queue::Event {
@@ -83,15 +105,15 @@ fn init() {
     writer::spawn();
 }
 
-/// Runs from the loader's `_dl_fini`, after the program's atexit handlers and
-/// static destructors: the process image is ending normally.
+/// Runs from the loader's `_dl_fini`. Normally `at_exit` comes later and
+/// ends the trace; this is the fallback for a library unloaded without exit.
 fn fini() {
-    hooks::end_image(
-        0,
-        EXIT_CODE.load(Ordering::Relaxed),
-        Duration::from_secs(10),
-    );
-    guard::RECORDING.store(false, Ordering::Relaxed);
+    if !is_our_process() {
+        return;
+    }
+    if !AT_EXIT_REGISTERED.load(Ordering::Relaxed) {
+        end_normally();
+    }
 }
 
 #[used]

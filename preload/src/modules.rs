@@ -102,18 +102,3 @@ fn find_build_id(mut notes: &[u8], align: u64) -> Option<Vec<u8>> {
     }
     None
 }
-
-/// The [start, end) of the executable segment holding `addr`: our own code,
-/// whose frames a captured stack leaves out.
-pub fn text_range_of(addr: usize) -> (usize, usize) {
-    for m in scan() {
-        for s in &m.segments {
-            let lo = (m.base + s.vaddr) as usize;
-            let hi = lo + s.memsz as usize;
-            if s.flags & 1 != 0 && (lo..hi).contains(&addr) {
-                return (lo, hi);
-            }
-        }
-    }
-    (0, 0)
-}

@@ -23,13 +23,47 @@ thread_local! {
     };
 }
 
-/// The range of our own code, whose frames are never part of a stack.
-static mut SELF_TEXT: (usize, usize) = (0, 0);
-
-pub fn set_self_text(start: usize, end: usize) {
-    // SAFETY: written once from the constructor before hooks read it concurrently
-    // in a way that matters (a stale (0, 0) only keeps our frames in early stacks).
-    unsafe { SELF_TEXT = (start, end) };
+/// The range of our own code, whose frames are never part of a stack. Found
+/// from our own ELF header in memory (no loader call, no lock, no allocation),
+/// so that it works for allocations made before our constructor ran.
+fn self_text() -> (usize, usize) {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+    static LO: AtomicUsize = AtomicUsize::new(0);
+    static HI: AtomicUsize = AtomicUsize::new(0);
+    let hi = HI.load(Ordering::Relaxed);
+    if hi != 0 {
+        return (LO.load(Ordering::Relaxed), hi);
+    }
+    extern "C" {
+        /// Defined by the linker at the start of our mapped ELF header.
+        static __ehdr_start: libc::Elf64_Ehdr;
+    }
+    // SAFETY: __ehdr_start is our own ELF header, mapped read-only for the
+    // life of the library; its program headers follow at e_phoff.
+    let (lo, hi) = unsafe {
+        let eh = core::ptr::addr_of!(__ehdr_start);
+        let phdrs = core::slice::from_raw_parts(
+            (eh as *const u8).add((*eh).e_phoff as usize) as *const libc::Elf64_Phdr,
+            (*eh).e_phnum as usize,
+        );
+        let first = phdrs
+            .iter()
+            .find(|p| p.p_type == libc::PT_LOAD)
+            .map_or(0, |p| p.p_vaddr);
+        let base = eh as usize - first as usize;
+        phdrs
+            .iter()
+            .find(|p| p.p_type == libc::PT_LOAD && p.p_flags & libc::PF_X != 0)
+            .map_or((0, 0), |p| {
+                (
+                    base + p.p_vaddr as usize,
+                    base + (p.p_vaddr + p.p_memsz) as usize,
+                )
+            })
+    };
+    LO.store(lo, Ordering::Relaxed);
+    HI.store(hi, Ordering::Relaxed);
+    (lo, hi)
 }
 
 #[inline(always)]
@@ -58,8 +92,7 @@ pub fn capture(tid: u32, push: impl Fn(&Event)) -> u64 {
         while n > 0 && ips[n - 1] == 0 {
             n -= 1;
         }
-        // SAFETY: SELF_TEXT is only written by the constructor.
-        let (lo, hi) = unsafe { SELF_TEXT };
+        let (lo, hi) = self_text();
         let mut skip = 0;
         while skip < n && ips[skip] >= lo && ips[skip] < hi {
             skip += 1;

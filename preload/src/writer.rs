@@ -249,11 +249,20 @@ pub fn spawn() {
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         WRITER_PID.store(getpid(), Ordering::Relaxed);
-        let r = std::thread::Builder::new()
-            .name("leakhunt-writer".into())
-            .spawn(run);
+        // A raw pthread, not std::thread: std's thread start-up allocates
+        // before our code could set the guard, and those are not the program's.
+        let mut thread: libc::pthread_t = 0;
+        let r = libc::pthread_create(
+            &mut thread,
+            core::ptr::null(),
+            writer_main,
+            core::ptr::null_mut(),
+        );
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
-        if r.is_err() {
+        if r == 0 {
+            libc::pthread_detach(thread);
+            libc::pthread_setname_np(thread, c"leakhunt-writer".as_ptr());
+        } else {
             WRITER_PID.store(0, Ordering::Relaxed);
             RECORDING.store(false, Ordering::Relaxed);
             say("cannot start the writer thread; recording is off");
@@ -268,8 +277,13 @@ pub fn say(msg: &str) {
     unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
 }
 
-fn run() {
+extern "C" fn writer_main(_: *mut core::ffi::c_void) -> *mut core::ffi::c_void {
     Guard::forever();
+    run();
+    core::ptr::null_mut()
+}
+
+fn run() {
     let mut idle = 0u32;
     loop {
         STATE.lock();
