@@ -139,8 +139,8 @@ pub fn is_allocator_frame(f: &Frame) -> bool {
 
 /// Where the program's own frames start in a stack (innermost first).
 pub fn allocation_site(frames: &[Frame]) -> usize {
-    match frames.iter().position(|f| !is_allocator_frame(f)) {
-        Some(i) => i,
-        None => 0,
-    }
+    frames
+        .iter()
+        .position(|f| !is_allocator_frame(f))
+        .unwrap_or_default()
 }
