@@ -6,7 +6,8 @@
 //! events: the trace is streamed chunk by chunk.
 
 use leakhunt_format::{
-    Cut, EndInfo, EndReason, FormatError, Module, ProcessInfo, Record, TraceReader,
+    Cut, EndInfo, EndReason, FormatError, LeakKind, Module, ProcessInfo, Record, ScanInfo,
+    TraceReader,
 };
 use std::collections::HashMap;
 use std::fs::File;
@@ -30,6 +31,16 @@ pub enum LoadError {
 pub struct Live {
     pub size: u64,
     pub stack: u64,
+}
+
+/// The exit scan's verdict on a block that was not plainly still reachable.
+#[derive(Debug, Clone, Copy)]
+pub struct Verdict {
+    pub kind: LeakKind,
+    /// memcheck heuristic that made it reachable (0: none).
+    pub heuristic: u8,
+    pub indirect_bytes: u64,
+    pub indirect_blocks: u64,
 }
 
 /// Allocation counts of one stack (a trie node).
@@ -87,6 +98,10 @@ pub struct Model {
     pub peak_rss: u64,
     pub records: u64,
     pub file_bytes: u64,
+    /// The exit scan, when the process exited normally.
+    pub scan: Option<ScanInfo>,
+    /// Verdicts by block address (blocks without one are still reachable).
+    pub verdicts: HashMap<u64, Verdict>,
     /// Records that refer to things the trace never defined (a damaged trace).
     pub inconsistencies: u64,
 }
@@ -228,6 +243,27 @@ impl Model {
                 Record::Munmap { .. } => m.totals.munmaps += 1,
                 Record::Rss { bytes } => m.peak_rss = m.peak_rss.max(bytes),
                 Record::End(e) => m.end = Some(e),
+                Record::LeakScan(info) => {
+                    m.scan = Some(info);
+                    m.verdicts.clear();
+                }
+                Record::LeakBlock {
+                    ptr,
+                    kind,
+                    heuristic,
+                    indirect_bytes,
+                    indirect_blocks,
+                } => {
+                    m.verdicts.insert(
+                        ptr,
+                        Verdict {
+                            kind,
+                            heuristic,
+                            indirect_bytes,
+                            indirect_blocks,
+                        },
+                    );
+                }
                 Record::ExitStatus { code, signal } => m.exit_status = Some((code, signal)),
             }
             if live_bytes > m.totals.peak_bytes {

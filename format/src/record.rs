@@ -181,6 +181,76 @@ pub enum Record {
         code: Option<i32>,
         signal: Option<i32>,
     },
+    /// The leak scan at exit ran; `LeakBlock` records for every live block that
+    /// is not plainly still reachable follow.
+    LeakScan(ScanInfo),
+    /// The scan's verdict on one live block (blocks without one are still
+    /// reachable). `heuristic`: 0 none, else the memcheck heuristic (1 stdstring,
+    /// 2 length64, 3 newarray, 4 multipleinheritance) that made it reachable.
+    LeakBlock {
+        ptr: u64,
+        kind: LeakKind,
+        heuristic: u8,
+        indirect_bytes: u64,
+        indirect_blocks: u64,
+    },
+}
+
+/// memcheck's leak kinds, as the exit scan decides them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum LeakKind {
+    DefinitelyLost = 0,
+    IndirectlyLost = 1,
+    PossiblyLost = 2,
+    StillReachable = 3,
+}
+
+impl LeakKind {
+    pub fn from_u8(v: u8) -> Option<LeakKind> {
+        Some(match v {
+            0 => LeakKind::DefinitelyLost,
+            1 => LeakKind::IndirectlyLost,
+            2 => LeakKind::PossiblyLost,
+            3 => LeakKind::StillReachable,
+            _ => return None,
+        })
+    }
+
+    /// The name SPEC.md gives the kind (JSON keys, `--show`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LeakKind::DefinitelyLost => "definitely_lost",
+            LeakKind::IndirectlyLost => "indirectly_lost",
+            LeakKind::PossiblyLost => "possibly_lost",
+            LeakKind::StillReachable => "still_reachable",
+        }
+    }
+
+    /// memcheck's words for it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            LeakKind::DefinitelyLost => "definitely lost",
+            LeakKind::IndirectlyLost => "indirectly lost",
+            LeakKind::PossiblyLost => "possibly lost",
+            LeakKind::StillReachable => "still reachable",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScanInfo {
+    /// Live blocks examined.
+    pub blocks: u64,
+    /// Bytes of roots scanned (module data, stacks, TLS, mappings).
+    pub root_bytes: u64,
+    /// Threads stopped and scanned (besides the exiting one).
+    pub threads: u32,
+    /// Threads that did not stop in time (their stacks were not scanned).
+    pub threads_missed: u32,
+    pub duration_us: u64,
+    /// Whether the C runtime's leftovers were released first (memcheck's freeres).
+    pub freeres: bool,
 }
 
 mod tag {
@@ -199,6 +269,8 @@ mod tag {
     pub const RSS: u8 = 13;
     pub const END: u8 = 14;
     pub const EXIT_STATUS: u8 = 15;
+    pub const LEAK_SCAN: u8 = 16;
+    pub const LEAK_BLOCK: u8 = 17;
     /// Tags from here up carry a varint byte length, so that an older reader
     /// can skip records added later without a format version bump.
     pub const FIRST_SKIPPABLE: u8 = 0x80;
@@ -382,6 +454,29 @@ impl Encoder {
                 out.push(tag::EXIT_STATUS);
                 put_opt_i32(out, *code);
                 put_opt_i32(out, *signal);
+            }
+            Record::LeakScan(i) => {
+                out.push(tag::LEAK_SCAN);
+                put(out, i.blocks);
+                put(out, i.root_bytes);
+                put(out, i.threads as u64);
+                put(out, i.threads_missed as u64);
+                put(out, i.duration_us);
+                out.push(i.freeres as u8);
+            }
+            Record::LeakBlock {
+                ptr,
+                kind,
+                heuristic,
+                indirect_bytes,
+                indirect_blocks,
+            } => {
+                out.push(tag::LEAK_BLOCK);
+                self.d.put_ptr(out, *ptr);
+                out.push(*kind as u8);
+                out.push(*heuristic);
+                put(out, *indirect_bytes);
+                put(out, *indirect_blocks);
             }
         }
     }
@@ -581,6 +676,25 @@ impl Decoder {
                     code: c.opt_i32()?,
                     signal: c.opt_i32()?,
                 },
+                tag::LEAK_SCAN => Record::LeakScan(ScanInfo {
+                    blocks: c.u64()?,
+                    root_bytes: c.u64()?,
+                    threads: c.u32()?,
+                    threads_missed: c.u32()?,
+                    duration_us: c.u64()?,
+                    freeres: c.byte()? != 0,
+                }),
+                tag::LEAK_BLOCK => {
+                    let ptr = self.d.get_ptr(buf, c.pos)?;
+                    let kind = LeakKind::from_u8(c.byte()?).ok_or("unknown leak kind")?;
+                    Record::LeakBlock {
+                        ptr,
+                        kind,
+                        heuristic: c.byte()?,
+                        indirect_bytes: c.u64()?,
+                        indirect_blocks: c.u64()?,
+                    }
+                }
                 t if t >= tag::FIRST_SKIPPABLE => {
                     c.bytes()?;
                     continue;

@@ -8,8 +8,13 @@
 use core::cell::Cell;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+/// `BUSY` bits: inside leakhunt, and "the exit scan asked this thread to stop
+/// while it was inside leakhunt": it parks as soon as it leaves.
+const IN_HOOK: u8 = 1;
+const STOP_DEFERRED: u8 = 2;
+
 thread_local! {
-    static BUSY: Cell<bool> = const { Cell::new(false) };
+    static BUSY: Cell<u8> = const { Cell::new(0) };
     static TID: Cell<u32> = const { Cell::new(0) };
 }
 
@@ -29,10 +34,10 @@ impl Guard {
             return None;
         }
         BUSY.with(|b| {
-            if b.get() {
+            if b.get() != 0 {
                 None
             } else {
-                b.set(true);
+                b.set(IN_HOOK);
                 Some(Guard(()))
             }
         })
@@ -40,15 +45,34 @@ impl Guard {
 
     /// Marks this thread as leakhunt's own for the rest of its life (the writer).
     pub fn forever() {
-        BUSY.with(|b| b.set(true));
+        BUSY.with(|b| b.set(IN_HOOK));
     }
 }
 
 impl Drop for Guard {
     #[inline(always)]
     fn drop(&mut self) {
-        BUSY.with(|b| b.set(false));
+        let was = BUSY.with(|b| b.replace(0));
+        if was & STOP_DEFERRED != 0 {
+            crate::stop::park_here();
+        }
     }
+}
+
+/// Called from the stop signal's handler: if this thread is inside leakhunt
+/// (it may hold the allocator's lock, or be half-way through a queue push), it
+/// must not stop here; it will park when its Guard drops. Returns whether it
+/// deferred.
+pub fn defer_stop_if_busy() -> bool {
+    BUSY.with(|b| {
+        let v = b.get();
+        if v & IN_HOOK != 0 {
+            b.set(v | STOP_DEFERRED);
+            true
+        } else {
+            false
+        }
+    })
 }
 
 #[inline(always)]

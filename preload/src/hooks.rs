@@ -412,6 +412,7 @@ pub unsafe extern "C" fn dlclose(h: *mut c_void) -> c_int {
         return -1;
     };
     let ret = f(h);
+    crate::unwind::invalidate();
     modules_changed();
     ret
 }

@@ -17,6 +17,7 @@ mod output;
 mod queue;
 mod real;
 mod stack;
+mod stop;
 mod unwind;
 mod writer;
 

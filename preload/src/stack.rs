@@ -26,6 +26,14 @@ thread_local! {
 /// The range of our own code, whose frames are never part of a stack. Found
 /// from our own ELF header in memory (no loader call, no lock, no allocation),
 /// so that it works for allocations made before our constructor ran.
+/// The load address of our own module (its ELF header).
+pub fn self_base() -> u64 {
+    extern "C" {
+        static __ehdr_start: libc::Elf64_Ehdr;
+    }
+    core::ptr::addr_of!(__ehdr_start) as u64
+}
+
 fn self_text() -> (usize, usize) {
     use core::sync::atomic::{AtomicUsize, Ordering};
     static LO: AtomicUsize = AtomicUsize::new(0);

@@ -1,20 +1,16 @@
-//! Stack capture for the hot path. A placeholder over libgcc's unwinder until
-//! the cached unwinder lands.
+//! Stack capture for the hot path: the cached CFI unwinder of `unwind/`.
 
-/// Return addresses of the current stack, innermost first.
+/// Return addresses of the current stack, innermost first (starting inside
+/// our own code, which the caller skips).
 ///
 /// # Safety
-/// Must run under the Guard: the unwinder may allocate.
-#[inline(never)]
+/// Must run under the Guard: a cache miss of the unwinder may allocate.
+#[inline(always)]
 pub unsafe fn capture(buf: &mut [usize]) -> usize {
-    let mut n = 0;
-    backtrace::trace_unsynchronized(|f| {
-        if n >= buf.len() {
-            return false;
-        }
-        buf[n] = f.ip() as usize;
-        n += 1;
-        true
-    });
-    n
+    leakhunt_unwind::capture(buf)
+}
+
+/// Code may have been unloaded: cached unwind rules for it must go.
+pub fn invalidate() {
+    leakhunt_unwind::invalidate()
 }

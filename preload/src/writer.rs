@@ -79,6 +79,8 @@ pub struct State {
     epoch: u32,
     modules: Vec<Module>,
     next_module_id: u32,
+    /// The program's own memory mappings (start -> length): roots of the leak scan.
+    mappings: std::collections::BTreeMap<u64, u64>,
     /// Stacks being received, per thread: (hash, depth, frames so far).
     partial: FastMap<u32, (u64, usize, Vec<u64>)>,
     /// The block a thread's realloc released, until the realloc returns.
@@ -104,6 +106,7 @@ impl State {
             epoch: 1,
             modules: Vec::new(),
             next_module_id: 0,
+            mappings: Default::default(),
             partial: FastMap::default(),
             realloc_stash: FastMap::default(),
             last_tid: 0,
@@ -158,6 +161,8 @@ impl Locked {
     }
 }
 
+/// Thread id of the writer (the exit scan never stops it).
+pub static WRITER_TID: AtomicU32 = AtomicU32::new(0);
 /// Pid of the process whose writer thread is running (0: none).
 pub static WRITER_PID: AtomicU32 = AtomicU32::new(0);
 static TICKET: AtomicU64 = AtomicU64::new(0);
@@ -279,6 +284,11 @@ pub fn say(msg: &str) {
 
 extern "C" fn writer_main(_: *mut core::ffi::c_void) -> *mut core::ffi::c_void {
     Guard::forever();
+    // SAFETY: gettid cannot fail.
+    WRITER_TID.store(
+        unsafe { libc::syscall(libc::SYS_gettid) } as u32,
+        Ordering::Relaxed,
+    );
     run();
     core::ptr::null_mut()
 }
@@ -643,6 +653,11 @@ impl State {
                 }
             }
             kind::MMAP => {
+                // Read-only or inaccessible mappings hold no pointers worth scanning.
+                if (ev.d >> 32) as i32 & libc::PROT_WRITE != 0 {
+                    self.unmap(ev.a, ev.b);
+                    self.mappings.insert(ev.a, ev.b);
+                }
                 self.thread(ev.tid);
                 let stack = self.node_of(ev.c);
                 self.emit(&Record::Mmap {
@@ -654,6 +669,7 @@ impl State {
                 });
             }
             kind::MUNMAP => {
+                self.unmap(ev.a, ev.b);
                 self.thread(ev.tid);
                 self.emit(&Record::Munmap {
                     addr: ev.a,
@@ -693,6 +709,41 @@ impl State {
             }
             _ => {}
         }
+    }
+
+    /// Forgets [addr, addr+len) of the program's mappings, splitting any that
+    /// it cuts.
+    fn unmap(&mut self, addr: u64, len: u64) {
+        let end = addr.saturating_add(len);
+        let hit: Vec<(u64, u64)> = self
+            .mappings
+            .range(..end)
+            .filter(|(&a, &l)| a + l > addr)
+            .map(|(&a, &l)| (a, l))
+            .collect();
+        for (a, l) in hit {
+            self.mappings.remove(&a);
+            if a < addr {
+                self.mappings.insert(a, addr - a);
+            }
+            if a + l > end {
+                self.mappings.insert(end, a + l - end);
+            }
+        }
+    }
+
+    /// The modules mapped now.
+    pub fn modules(&self) -> &[Module] {
+        &self.modules
+    }
+
+    /// The program's own writable mappings: (start, length).
+    pub fn app_mappings(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.mappings.iter().map(|(&a, &l)| (a, l))
+    }
+
+    pub fn emit_record(&mut self, r: &Record) {
+        self.emit(r);
     }
 
     fn finish_stack(&mut self, tid: u32) {
