@@ -3,21 +3,41 @@
 use crate::model::Model;
 use crate::report::commas;
 use crate::stacks::{allocation_site, frame_name, Stacks};
+use leakhunt_format::LeakKind;
 use std::collections::HashMap;
 use std::io::Write;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum What {
-    /// Bytes never freed (leak kinds need the exit scan; until then, "never freed").
+    /// Bytes leaked: of the chosen leak kinds when the trace has an exit scan,
+    /// else every block never freed.
     Leaked,
     /// All bytes allocated over the run.
     Allocated,
 }
 
+/// Bytes and blocks per stack of the live blocks at the end whose leak kind
+/// is one of `kinds` (all of them without a scan).
+fn leaked(model: &Model, kinds: &[LeakKind]) -> Vec<(u64, u64, u64)> {
+    let mut g: HashMap<u64, (u64, u64)> = HashMap::new();
+    for (ptr, b) in &model.live {
+        if model.scan.is_some() {
+            let kind = model.verdicts.get(ptr).map_or(LeakKind::StillReachable, |v| v.kind);
+            if !kinds.contains(&kind) {
+                continue;
+            }
+        }
+        let e = g.entry(b.stack).or_default();
+        e.0 += b.size;
+        e.1 += 1;
+    }
+    g.into_iter().map(|(s, (bytes, n))| (s, bytes, n)).collect()
+}
+
 /// "outer;...;inner bytes" lines, one per distinct stack, heaviest first.
-pub fn collapsed(model: &Model, what: What) -> (Vec<String>, u64, u64) {
+pub fn collapsed(model: &Model, what: What, kinds: &[LeakKind]) -> (Vec<String>, u64, u64) {
     let weights: Vec<(u64, u64, u64)> = match what {
-        What::Leaked => model.leaked_by_stack(),
+        What::Leaked => leaked(model, kinds),
         What::Allocated => {
             let mut v: Vec<(u64, u64, u64)> = model
                 .by_stack
@@ -60,16 +80,20 @@ pub fn collapsed(model: &Model, what: What) -> (Vec<String>, u64, u64) {
 pub fn render(
     model: &Model,
     what: What,
+    kinds: &[LeakKind],
     title: Option<&str>,
     out: impl Write,
 ) -> anyhow::Result<()> {
-    let (lines, bytes, blocks) = collapsed(model, what);
+    let (lines, bytes, blocks) = collapsed(model, what, kinds);
     let program = model
         .process
         .as_ref()
         .map(|p| p.argv.join(" "))
         .unwrap_or_default();
+    let kind_names: Vec<&str> = kinds.iter().map(|k| k.describe()).collect();
+    let leaked_label = format!("bytes {}", kind_names.join(" or "));
     let counted = match what {
+        What::Leaked if model.scan.is_some() => leaked_label.as_str(),
         What::Leaked => "bytes never freed",
         What::Allocated => "bytes allocated",
     };

@@ -3,8 +3,10 @@
 //! to exit codes.
 
 pub mod flamegraph;
+pub mod leaks;
 pub mod model;
 pub mod report;
 pub mod run;
 pub mod stacks;
+pub mod suppress;
 pub mod symbolize;

@@ -2,8 +2,10 @@
 //! is in the library.
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use leakhunt_cli::leaks::{self, SuppressionSet};
 use leakhunt_cli::{flamegraph, model::Model, report, run};
+use leakhunt_format::LeakKind;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,7 +15,7 @@ use std::process::ExitCode;
     name = "leakhunt",
     version,
     about = "Find memory leaks and heap growth in unmodified Linux programs",
-    after_help = "Examples:\n  leakhunt run -- ./myprogram arg1        record and summarize\n  leakhunt report leakhunt.myprogram.1234.trace\n  leakhunt report --format json TRACE > report.json\n  leakhunt flamegraph TRACE -o leaks.svg\n\nWithout `run`: LD_PRELOAD=/path/to/libleakhunt.so ./myprogram writes\nleakhunt.<program>.<pid>.trace ($LEAKHUNT_OUTPUT overrides; %p = pid, %n = name)."
+    after_help = "Examples:\n  leakhunt run -- ./myprogram arg1        record, scan for leaks at exit, summarize\n  leakhunt run --fail-on definite,possible --error-exitcode 42 -- ./tests\n  leakhunt report leakhunt.myprogram.1234.trace\n  leakhunt report --show all --format json TRACE > report.json\n  leakhunt flamegraph TRACE -o leaks.svg\n\nWithout `run`: LD_PRELOAD=/path/to/libleakhunt.so ./myprogram writes\nleakhunt.<program>.<pid>.trace ($LEAKHUNT_OUTPUT overrides; %p = pid, %n = name)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -26,6 +28,33 @@ enum Format {
     Json,
 }
 
+/// Suppressions, as memcheck and LeakSanitizer users write them.
+#[derive(Args, Clone)]
+struct SuppressArgs {
+    /// A valgrind suppression file (Memcheck:Leak entries) or a LeakSanitizer
+    /// file (`leak:PATTERN` lines); may be repeated.
+    #[arg(long = "suppressions", value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Do not hide well-known runtime noise (the built-in list and valgrind's
+    /// default suppressions).
+    #[arg(long)]
+    no_builtin_suppressions: bool,
+}
+
+impl SuppressArgs {
+    fn load(&self) -> Result<SuppressionSet> {
+        SuppressionSet::load(&self.files, !self.no_builtin_suppressions)
+    }
+}
+
+/// A list of leak kinds on the command line.
+#[derive(Clone)]
+struct Kinds(Vec<LeakKind>);
+
+fn kinds(s: &str) -> Result<Kinds, String> {
+    leaks::parse_kinds(s).map(Kinds)
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a program under the recorder, then print a summary on stderr.
@@ -33,26 +62,39 @@ enum Cmd {
         /// Where to write the trace (default: leakhunt.<program>.<pid>.trace here).
         #[arg(short, long, value_name = "TRACE")]
         output: Option<PathBuf>,
+        /// Exit with --error-exitcode when leaks of these kinds are found
+        /// (definite, indirect, possible, reachable, all).
+        #[arg(long, value_name = "KINDS", value_parser = kinds)]
+        fail_on: Option<Kinds>,
+        /// The exit status for --fail-on.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        error_exitcode: u8,
+        #[command(flatten)]
+        suppress: SuppressArgs,
         /// The program and its arguments (after `--`).
-        #[arg(
-            required = true,
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "CMD"
-        )]
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
         command: Vec<String>,
     },
-    /// Explain a trace: totals, the peak, and the blocks never freed, by stack.
+    /// Explain a trace: totals, the peak, and the leaks, as loss records by stack.
     Report {
         trace: PathBuf,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
-        /// Loss records to show (0: all).
-        #[arg(long, default_value_t = 25)]
-        limit: usize,
+        /// Leak kinds whose loss records are shown (definite, indirect,
+        /// possible, reachable, all).
+        #[arg(long, value_name = "KINDS", value_parser = kinds, default_value = "definite,possible")]
+        show: Kinds,
+        /// Loss records to show (0: all; the default is 25 for text, all for JSON).
+        #[arg(long)]
+        limit: Option<usize>,
         /// Frames to show per stack (0: all).
         #[arg(long, default_value_t = 24)]
         depth: usize,
+        /// Print a valgrind suppression for each loss record shown.
+        #[arg(long)]
+        gen_suppressions: bool,
+        #[command(flatten)]
+        suppress: SuppressArgs,
     },
     /// Draw an interactive flamegraph SVG of a trace.
     Flamegraph {
@@ -61,6 +103,9 @@ enum Cmd {
         output: PathBuf,
         #[arg(long, value_enum, default_value = "leaked")]
         what: flamegraph::What,
+        /// With --what leaked and an exit scan: which leak kinds count.
+        #[arg(long, value_name = "KINDS", value_parser = kinds, default_value = "definite,indirect,possible")]
+        kinds: Kinds,
         #[arg(long)]
         title: Option<String>,
     },
@@ -96,7 +141,15 @@ fn write_stdout(s: &str) -> Result<()> {
 
 fn real_main(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Cmd::Run { output, command } => {
+        Cmd::Run {
+            output,
+            fail_on,
+            error_exitcode,
+            suppress,
+            command,
+        } => {
+            // Bad suppression files are reported before the program runs.
+            let supp = suppress.load()?;
             let outcome = run::run(output.as_deref(), &command)?;
             let mut err = std::io::stderr().lock();
             let ending = match (outcome.code, outcome.signal) {
@@ -105,6 +158,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 _ => "ended".into(),
             };
             let _ = writeln!(err, "leakhunt: {} {ending}", command.join(" "));
+            let mut code = outcome.exit_code().clamp(0, 255) as u8;
             match Model::load(&outcome.trace) {
                 Ok(m) => {
                     let t = &m.totals;
@@ -116,14 +170,16 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                         report::commas(t.allocated_bytes),
                         report::commas(t.peak_bytes)
                     );
-                    let _ = writeln!(
-                        err,
-                        "leakhunt: never freed: {} in {}",
-                        report::plural(t.live_bytes_at_end, "byte", "bytes"),
-                        report::plural(t.live_blocks_at_end, "block", "blocks")
-                    );
+                    let mut stacks = leakhunt_cli::stacks::Stacks::new(&m);
+                    let a = leaks::analyze(&m, &mut stacks, &supp);
+                    for line in report::leak_summary(&m, &a).lines() {
+                        let _ = writeln!(err, "leakhunt: {line}");
+                    }
                     if m.cut.is_some() || m.end.is_none() {
-                        let _ = writeln!(err, "leakhunt: the trace is incomplete (the program did not finish normally)");
+                        let _ = writeln!(
+                            err,
+                            "leakhunt: the trace is incomplete (the program did not finish normally)"
+                        );
                     }
                     let _ = writeln!(
                         err,
@@ -131,27 +187,66 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                         outcome.trace.display(),
                         outcome.trace.display()
                     );
+                    if let Some(kinds) = &fail_on {
+                        let found: Vec<&str> = kinds
+                            .0
+                            .iter()
+                            .filter(|k| a.scanned && a.amount(**k).blocks > 0)
+                            .map(|k| k.describe())
+                            .collect();
+                        if !found.is_empty() {
+                            let _ = writeln!(
+                                err,
+                                "leakhunt: failing with status {error_exitcode}: {} leaks found",
+                                found.join(", ")
+                            );
+                            code = error_exitcode;
+                        }
+                    }
                 }
                 Err(e) => {
                     let _ = writeln!(err, "leakhunt: no trace was written ({e})");
                 }
             }
-            Ok(ExitCode::from(outcome.exit_code().clamp(0, 255) as u8))
+            Ok(ExitCode::from(code))
         }
         Cmd::Report {
             trace,
             format,
+            show,
             limit,
             depth,
+            gen_suppressions,
+            suppress,
         } => {
+            let supp = suppress.load()?;
             let m = load(&trace)?;
-            let opts = report::Options { limit, depth };
+            let mut opts = report::Options {
+                depth,
+                show: show.0,
+                gen_suppressions,
+                ..Default::default()
+            };
             match format {
-                Format::Text => write_stdout(&report::to_text(&m, &opts))?,
+                Format::Text => {
+                    opts.limit = limit.unwrap_or(25);
+                    write_stdout(&report::to_text(&m, &opts, &supp))?
+                }
                 Format::Json => {
-                    let v = report::to_json(&m, &opts);
+                    opts.limit = limit.unwrap_or(0);
+                    let v = report::to_json(&m, &opts, &supp);
                     write_stdout(&(serde_json::to_string_pretty(&v)? + "\n"))?
                 }
+            }
+            // A cut-short trace is still reported, but a script must notice.
+            if let Some(cut) = &m.cut {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "leakhunt: {}: {}",
+                    trace.display(),
+                    report::cut_text(cut)
+                );
+                return Ok(ExitCode::from(1));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -175,11 +270,12 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             trace,
             output,
             what,
+            kinds,
             title,
         } => {
             let m = load(&trace)?;
             let mut buf = Vec::new();
-            flamegraph::render(&m, what, title.as_deref(), &mut buf)?;
+            flamegraph::render(&m, what, &kinds.0, title.as_deref(), &mut buf)?;
             std::fs::write(&output, buf)
                 .with_context(|| format!("cannot write {}", output.display()))?;
             eprintln!("leakhunt: wrote {}", output.display());

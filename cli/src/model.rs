@@ -6,7 +6,7 @@
 //! events: the trace is streamed chunk by chunk.
 
 use leakhunt_format::{
-    Cut, EndInfo, EndReason, FormatError, LeakKind, Module, ProcessInfo, Record, ScanInfo,
+    AllocFn, Cut, EndInfo, EndReason, FormatError, LeakKind, Module, ProcessInfo, Record, ScanInfo,
     TraceReader,
 };
 use std::collections::HashMap;
@@ -15,22 +15,24 @@ use std::io::BufReader;
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
+// The cause is part of each message, not a chained source: it is printed once.
 pub enum LoadError {
-    #[error("cannot open {path}: {source}")]
+    #[error("cannot open {path}: {err}")]
     Open {
         path: String,
-        source: std::io::Error,
+        err: std::io::Error,
     },
-    #[error("{path}: {source}")]
-    Format { path: String, source: FormatError },
+    #[error("{path}: {err}")]
+    Format { path: String, err: FormatError },
     #[error("{path} is a directory, not a trace")]
     Directory { path: String },
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Live {
     pub size: u64,
     pub stack: u64,
+    pub func: AllocFn,
 }
 
 /// The exit scan's verdict on a block that was not plainly still reachable.
@@ -112,20 +114,20 @@ impl Model {
         if path.is_dir() {
             return Err(LoadError::Directory { path: p });
         }
-        let file = File::open(path).map_err(|source| LoadError::Open {
+        let file = File::open(path).map_err(|err| LoadError::Open {
             path: p.clone(),
-            source,
+            err,
         })?;
         let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
         let reader =
-            TraceReader::new(BufReader::with_capacity(1 << 20, file)).map_err(|source| {
+            TraceReader::new(BufReader::with_capacity(1 << 20, file)).map_err(|err| {
                 LoadError::Format {
                     path: p.clone(),
-                    source,
+                    err,
                 }
             })?;
         let mut m =
-            Model::replay(reader).map_err(|source| LoadError::Format { path: p, source })?;
+            Model::replay(reader).map_err(|err| LoadError::Format { path: p, err })?;
         m.file_bytes = file_bytes;
         Ok(m)
     }
@@ -193,7 +195,7 @@ impl Model {
                     let s = m.by_stack.entry(stack).or_default();
                     s.allocations += 1;
                     s.allocated_bytes += size;
-                    if let Some(old) = m.live.insert(ptr, Live { size, stack }) {
+                    if let Some(old) = m.live.insert(ptr, Live { size, stack, func }) {
                         m.inconsistencies += 1;
                         live_bytes -= old.size;
                     }
@@ -225,7 +227,7 @@ impl Model {
                         }
                         None => m.inconsistencies += 1,
                     }
-                    if let Some(old) = m.live.insert(ptr, Live { size, stack }) {
+                    if let Some(old) = m.live.insert(ptr, Live { size, stack, func: AllocFn::Realloc }) {
                         m.inconsistencies += 1;
                         live_bytes -= old.size;
                     }
@@ -234,7 +236,7 @@ impl Model {
                 Record::Inherited { ptr, size, stack } => {
                     m.totals.inherited_blocks += 1;
                     m.totals.inherited_bytes += size;
-                    if let Some(old) = m.live.insert(ptr, Live { size, stack }) {
+                    if let Some(old) = m.live.insert(ptr, Live { size, stack, func: AllocFn::Malloc }) {
                         live_bytes -= old.size;
                     }
                     live_bytes += size;
@@ -315,19 +317,5 @@ impl Model {
 
     pub fn exit_signal(&self) -> Option<i32> {
         self.exit_status.and_then(|(_, s)| s)
-    }
-
-    /// Never-freed blocks grouped by allocation stack: (stack, bytes, blocks), largest first.
-    pub fn leaked_by_stack(&self) -> Vec<(u64, u64, u64)> {
-        let mut g: HashMap<u64, (u64, u64)> = HashMap::new();
-        for b in self.live.values() {
-            let e = g.entry(b.stack).or_default();
-            e.0 += b.size;
-            e.1 += 1;
-        }
-        let mut v: Vec<(u64, u64, u64)> =
-            g.into_iter().map(|(s, (bytes, n))| (s, bytes, n)).collect();
-        v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
-        v
     }
 }

@@ -3,7 +3,8 @@
 
 use crate::model::Model;
 use crate::stacks::{allocation_site, frame_name, language_name, module_short, Stacks};
-use leakhunt_format::{Cut, EndReason, Origin};
+use crate::leaks::{analyze, Amount, Analysis, LossRecord, RecordKind, Suppressor, HEURISTICS};
+use leakhunt_format::{Cut, EndReason, LeakKind, Origin};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -13,6 +14,10 @@ pub struct Options {
     pub limit: usize,
     /// Frames per stack to show (0: all).
     pub depth: usize,
+    /// Leak kinds whose records are shown (memcheck's default: definite, possible).
+    pub show: Vec<LeakKind>,
+    /// Print a ready valgrind suppression after each shown record.
+    pub gen_suppressions: bool,
 }
 
 impl Default for Options {
@@ -20,6 +25,8 @@ impl Default for Options {
         Options {
             limit: 25,
             depth: 24,
+            show: vec![LeakKind::DefinitelyLost, LeakKind::PossiblyLost],
+            gen_suppressions: false,
         }
     }
 }
@@ -34,27 +41,6 @@ struct JsonFrame {
     language: &'static str,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     inlined: bool,
-}
-
-/// A group of never-freed blocks that share an allocation stack.
-pub struct LossRecord {
-    pub kind: &'static str,
-    pub stack: u64,
-    pub bytes: u64,
-    pub blocks: u64,
-}
-
-pub fn loss_records(model: &Model) -> Vec<LossRecord> {
-    model
-        .leaked_by_stack()
-        .into_iter()
-        .map(|(stack, bytes, blocks)| LossRecord {
-            kind: "never_freed",
-            stack,
-            bytes,
-            blocks,
-        })
-        .collect()
 }
 
 /// A short description of how the process ended.
@@ -101,7 +87,7 @@ pub fn signal_name(sig: i32) -> &'static str {
     }
 }
 
-fn cut_text(cut: &Cut) -> String {
+pub fn cut_text(cut: &Cut) -> String {
     match cut {
         Cut::Truncated { offset } => {
             format!("the trace is cut short at byte {offset} (the process was killed, or the disk filled); what came before is complete")
@@ -124,36 +110,52 @@ fn frame_json(f: &crate::symbolize::Frame) -> JsonFrame {
     }
 }
 
-pub fn to_json(model: &Model, opts: &Options) -> Value {
-    let mut stacks = Stacks::new(model);
-    let records = loss_records(model);
-    let shown = if opts.limit == 0 {
-        records.len()
+fn amount_json(a: Amount) -> Value {
+    json!({"bytes": a.bytes, "blocks": a.blocks})
+}
+
+fn shown_frames<'f>(all: &'f [crate::symbolize::Frame], depth: usize) -> &'f [crate::symbolize::Frame] {
+    let frames = &all[allocation_site(all)..];
+    let n = if depth == 0 {
+        frames.len()
     } else {
-        records.len().min(opts.limit)
+        frames.len().min(depth)
     };
-    let recs: Vec<Value> = records[..shown]
+    &frames[..n]
+}
+
+pub fn to_json(model: &Model, opts: &Options, supp: &dyn Suppressor) -> Value {
+    let mut stacks = Stacks::new(model);
+    let a = analyze(model, &mut stacks, supp);
+    let live: Vec<&LossRecord> = a.records.iter().filter(|r| r.suppressed_by.is_none()).collect();
+    let shown = if opts.limit == 0 {
+        live.len()
+    } else {
+        live.len().min(opts.limit)
+    };
+    let recs: Vec<Value> = live[..shown]
         .iter()
         .map(|r| {
             let all = stacks.frames(r.stack);
-            let frames = &all[allocation_site(&all)..];
-            let depth = if opts.depth == 0 {
-                frames.len()
-            } else {
-                frames.len().min(opts.depth)
-            };
             json!({
-                "kind": r.kind,
+                "kind": r.kind.name(),
                 "bytes": r.bytes,
                 "blocks": r.blocks,
-                "indirect_bytes": 0,
-                "stack": frames[..depth].iter().map(frame_json).collect::<Vec<_>>(),
+                "indirect_bytes": r.indirect_bytes,
+                "indirect_blocks": r.indirect_blocks,
+                "total_bytes": r.total_bytes(),
+                "allocated_by": r.func.name(),
+                "stack": shown_frames(&all, opts.depth).iter().map(frame_json).collect::<Vec<_>>(),
             })
         })
         .collect();
     let p = model.process.as_ref();
     let t = &model.totals;
-    let zero = json!({"bytes": 0, "blocks": 0});
+    let heuristics: serde_json::Map<String, Value> = HEURISTICS
+        .iter()
+        .zip(a.via_heuristic.iter())
+        .map(|(n, amt)| (n.to_string(), amount_json(*amt)))
+        .collect();
     json!({
         "format_version": 1,
         "program": {
@@ -182,13 +184,27 @@ pub fn to_json(model: &Model, opts: &Options) -> Value {
             "by_function": t.by_function,
         },
         "leaks": {
-            "scanned": false,
-            "never_freed": {"bytes": t.live_bytes_at_end, "blocks": t.live_blocks_at_end},
-            "definitely_lost": zero, "indirectly_lost": zero, "possibly_lost": zero,
-            "still_reachable": zero, "suppressed": zero,
+            "scanned": a.scanned,
+            "definitely_lost": amount_json(a.definitely_lost),
+            "indirectly_lost": amount_json(a.indirectly_lost),
+            "possibly_lost": amount_json(a.possibly_lost),
+            "still_reachable": amount_json(a.still_reachable),
+            "suppressed": amount_json(a.suppressed),
+            "never_freed": amount_json(a.never_freed),
+            "reachable_via_heuristic": heuristics,
+            "hidden_by_builtin_suppressions": amount_json(a.builtin_hidden),
+            "scan": model.scan.map(|s| json!({
+                "blocks": s.blocks,
+                "root_bytes": s.root_bytes,
+                "threads": s.threads,
+                "threads_missed": s.threads_missed,
+                "duration_ms": s.duration_us as f64 / 1000.0,
+                "freeres": s.freeres,
+            })),
+            "why_not_scanned": (!a.scanned).then(|| no_scan_reason(model)),
         },
         "records": recs,
-        "records_total": records.len(),
+        "records_total": live.len(),
         "trace": {
             "complete": model.end.is_some() && model.cut.is_none(),
             "cut": model.cut.as_ref().map(cut_text),
@@ -203,6 +219,17 @@ pub fn to_json(model: &Model, opts: &Options) -> Value {
         },
         "warnings": stacks.warnings(),
     })
+}
+
+/// Why a trace has no leak kinds.
+pub fn no_scan_reason(model: &Model) -> String {
+    match model.end.map(|e| e.reason) {
+        Some(EndReason::Exit { .. }) => {
+            "the leak scan was turned off (LEAKHUNT_SCAN=0) or could not run".into()
+        }
+        Some(EndReason::Exec) => "the process image was replaced by exec".into(),
+        _ => "the process did not exit normally".into(),
+    }
 }
 
 pub fn bytes_per_event(model: &Model) -> f64 {
@@ -245,7 +272,69 @@ pub fn program_line(model: &Model) -> String {
     format!("{argv} (pid {pid}{forked}) {}", ending(model))
 }
 
-pub fn to_text(model: &Model, opts: &Options) -> String {
+fn amount_text(a: Amount) -> String {
+    format!(
+        "{} in {}",
+        plural(a.bytes, "byte", "bytes"),
+        plural(a.blocks, "block", "blocks")
+    )
+}
+
+/// memcheck's LEAK SUMMARY (or the never-freed total without a scan).
+pub fn leak_summary(model: &Model, a: &Analysis) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "LEAK SUMMARY:");
+    if !a.scanned {
+        let _ = writeln!(o, "    no leak scan: {}", no_scan_reason(model));
+        let _ = writeln!(o, "    never freed: {}", amount_text(a.never_freed));
+        return o;
+    }
+    let _ = writeln!(o, "   definitely lost: {}", amount_text(a.definitely_lost));
+    let _ = writeln!(o, "   indirectly lost: {}", amount_text(a.indirectly_lost));
+    let _ = writeln!(o, "     possibly lost: {}", amount_text(a.possibly_lost));
+    let _ = writeln!(o, "   still reachable: {}", amount_text(a.still_reachable));
+    if a.via_heuristic.iter().any(|h| h.blocks > 0) {
+        let _ = writeln!(o, "                      of which reachable via heuristic:");
+        for (name, h) in HEURISTICS.iter().zip(a.via_heuristic.iter()) {
+            if h.blocks > 0 {
+                let _ = writeln!(o, "                        {name:<19}: {}", amount_text(*h));
+            }
+        }
+    }
+    let _ = writeln!(o, "        suppressed: {}", amount_text(a.suppressed));
+    if a.builtin_hidden.blocks > 0 {
+        let _ = writeln!(
+            o,
+            "   (of which {} hidden by the built-in list of runtime noise; --no-builtin-suppressions shows them)",
+            amount_text(a.builtin_hidden)
+        );
+    }
+    o
+}
+
+fn record_headline(r: &LossRecord, i: usize, n: usize) -> String {
+    let kind = r.kind.describe();
+    let size = if r.indirect_bytes > 0 {
+        format!(
+            "{} ({} direct, {} indirect) bytes",
+            commas(r.total_bytes()),
+            commas(r.bytes),
+            commas(r.indirect_bytes)
+        )
+    } else {
+        plural(r.bytes, "byte", "bytes")
+    };
+    let blocks = plural(r.blocks, "block", "blocks");
+    match r.kind {
+        RecordKind::NeverFreed => format!("{size} in {blocks} never freed in loss record {i} of {n}"),
+        RecordKind::Leak(_) => {
+            let verb = if r.blocks == 1 { "is" } else { "are" };
+            format!("{size} in {blocks} {verb} {kind} in loss record {i} of {n}")
+        }
+    }
+}
+
+pub fn to_text(model: &Model, opts: &Options, supp: &dyn Suppressor) -> String {
     let mut o = String::new();
     let t = &model.totals;
     let _ = writeln!(o, "leakhunt report: {}", program_line(model));
@@ -264,31 +353,31 @@ pub fn to_text(model: &Model, opts: &Options) -> String {
     let _ = writeln!(o, "HEAP SUMMARY:");
     let _ = writeln!(
         o,
-        "    total heap usage: {}, {}, {} allocated",
+        "    in use at exit: {} in {}",
+        plural(t.live_bytes_at_end, "byte", "bytes"),
+        plural(t.live_blocks_at_end, "block", "blocks")
+    );
+    let _ = writeln!(
+        o,
+        "  total heap usage: {}, {}, {} allocated",
         plural(t.allocations, "alloc", "allocs"),
         plural(t.frees, "free", "frees"),
         plural(t.allocated_bytes, "byte", "bytes")
     );
     let _ = writeln!(
         o,
-        "    peak: {} live, at {:.3} s",
+        "              peak: {} live, at {:.3} s",
         plural(t.peak_bytes, "byte", "bytes"),
         t.peak_time_us as f64 / 1e6
     );
     if t.inherited_blocks > 0 {
         let _ = writeln!(
             o,
-            "    inherited from the parent at fork: {} in {}",
+            "  inherited at fork: {} in {}",
             plural(t.inherited_bytes, "byte", "bytes"),
             plural(t.inherited_blocks, "block", "blocks")
         );
     }
-    let _ = writeln!(
-        o,
-        "    in use at exit: {} in {}",
-        plural(t.live_bytes_at_end, "byte", "bytes"),
-        plural(t.live_blocks_at_end, "block", "blocks")
-    );
     if let Some(e) = model.end {
         if e.anomalies > 0 || e.dropped > 0 {
             let _ = writeln!(
@@ -299,33 +388,32 @@ pub fn to_text(model: &Model, opts: &Options) -> String {
             );
         }
     }
+    if let Some(scan) = model.scan {
+        if scan.threads_missed > 0 {
+            let _ = writeln!(
+                o,
+                "warning: {} did not stop for the leak scan; their stacks were not scanned",
+                plural(scan.threads_missed as u64, "thread", "threads")
+            );
+        }
+    }
     let _ = writeln!(o);
 
-    let records = loss_records(model);
     let mut stacks = Stacks::new(model);
-    let n = records.len();
-    let shown = if opts.limit == 0 {
-        n
-    } else {
-        n.min(opts.limit)
+    let a = analyze(model, &mut stacks, supp);
+    let live: Vec<&LossRecord> = a.records.iter().filter(|r| r.suppressed_by.is_none()).collect();
+    let n = live.len();
+    let visible = |r: &LossRecord| match r.kind {
+        RecordKind::NeverFreed => true,
+        RecordKind::Leak(k) => opts.show.contains(&k),
     };
-    for (i, r) in records[..shown].iter().enumerate() {
-        let _ = writeln!(
-            o,
-            "{} in {} never freed in loss record {} of {}",
-            plural(r.bytes, "byte", "bytes"),
-            plural(r.blocks, "block", "blocks"),
-            i + 1,
-            n
-        );
+    let shown_total = live.iter().filter(|r| visible(r)).count();
+    let limit = if opts.limit == 0 { usize::MAX } else { opts.limit };
+    for (i, r) in live.iter().enumerate().filter(|(_, r)| visible(r)).take(limit) {
+        let _ = writeln!(o, "{}", record_headline(r, i + 1, n));
         let all = stacks.frames(r.stack);
-        let frames = &all[allocation_site(&all)..];
-        let depth = if opts.depth == 0 {
-            frames.len()
-        } else {
-            frames.len().min(opts.depth)
-        };
-        for (k, f) in frames[..depth].iter().enumerate() {
+        let frames = shown_frames(&all, opts.depth);
+        for (k, f) in frames.iter().enumerate() {
             let lead = if k == 0 { "at" } else { "by" };
             let mut line = format!("   {lead} {}", frame_name(f));
             if let (Some(file), Some(l)) = (&f.file, f.line) {
@@ -338,32 +426,44 @@ pub fn to_text(model: &Model, opts: &Options) -> String {
             }
             let _ = writeln!(o, "{line}");
         }
-        if frames.len() > depth {
-            let _ = writeln!(o, "   ... {} more frames", frames.len() - depth);
+        let site = allocation_site(&all);
+        if all.len() - site > frames.len() {
+            let _ = writeln!(o, "   ... {} more frames (--depth 0 shows all)", all.len() - site - frames.len());
         }
-        if frames.is_empty() {
+        if all.is_empty() {
             let _ = writeln!(o, "   (no stack recorded)");
+        }
+        if opts.gen_suppressions {
+            if let RecordKind::Leak(k) = r.kind {
+                let _ = write!(
+                    o,
+                    "{}",
+                    crate::suppress::generate(&format!("<leakhunt_record_{}>", i + 1), k, r.func.name(), &all)
+                );
+            }
         }
         let _ = writeln!(o);
     }
-    if shown < n {
-        let _ = writeln!(
-            o,
-            "... {} more loss records (--limit 0 shows all)\n",
-            n - shown
-        );
+    if shown_total > limit {
+        let _ = writeln!(o, "... {} more loss records (--limit 0 shows all)\n", shown_total - limit);
     }
-    let _ = writeln!(o, "LEAK SUMMARY:");
-    let _ = writeln!(
-        o,
-        "    never freed: {} in {}",
-        plural(t.live_bytes_at_end, "byte", "bytes"),
-        plural(t.live_blocks_at_end, "block", "blocks")
-    );
-    let _ = writeln!(
-        o,
-        "    (leak kinds need the exit scan, which this trace does not have)"
-    );
+    if a.scanned && n == 0 {
+        let _ = writeln!(o, "All heap blocks were freed -- no leaks are possible\n");
+    }
+    o.push_str(&leak_summary(model, &a));
+    if a.scanned {
+        let hidden: Vec<&str> = [LeakKind::IndirectlyLost, LeakKind::StillReachable]
+            .into_iter()
+            .filter(|k| !opts.show.contains(k) && a.amount(*k).blocks > 0)
+            .map(|k| match k {
+                LeakKind::IndirectlyLost => "indirectly lost",
+                _ => "still reachable",
+            })
+            .collect();
+        if !hidden.is_empty() {
+            let _ = writeln!(o, "Records of {} blocks are not shown: use --show all to see them.", hidden.join(" and "));
+        }
+    }
     for w in stacks.warnings() {
         let _ = writeln!(o, "warning: {w}");
     }

@@ -275,6 +275,14 @@ fn last_image(first: &Path, pid: u32, explicit: bool) -> PathBuf {
 }
 
 fn append_exit_status(trace: &Path, code: Option<i32>, signal: Option<i32>) -> Result<()> {
+    // Only a file that starts as a trace gets a chunk appended: never make a
+    // stranger's file, or an empty one, worse.
+    let mut head = [0u8; 8];
+    let mut f = std::fs::File::open(trace)?;
+    use std::io::Read;
+    if f.read_exact(&mut head).is_err() || &head != leakhunt_format::MAGIC {
+        return Ok(());
+    }
     let mut w = leakhunt_format::ChunkWriter::default();
     w.push(&leakhunt_format::Record::ExitStatus { code, signal });
     let mut f = std::fs::OpenOptions::new().append(true).open(trace)?;

@@ -45,6 +45,9 @@ pub struct ModuleMap {
 pub struct Frame {
     /// Demangled function name; `None` if nothing is known (print `module+0xoffset`).
     pub function: Option<String>,
+    /// The raw name `function` was demangled from (DWARF `DW_AT_linkage_name`, or
+    /// the ELF symbol with any `@VERSION` suffix), as valgrind suppressions use it.
+    pub linkage_name: Option<String>,
     pub file: Option<String>,
     pub line: Option<u32>,
     /// Path of the module as recorded, `"[vdso]"` for the vdso, `"?"` if no module covers the address.
@@ -177,6 +180,7 @@ impl Symbolizer {
         let Some(index) = self.module_at(probe_ip) else {
             return vec![Frame {
                 function: None,
+                linkage_name: None,
                 file: None,
                 line: None,
                 module: "?".to_string(),
@@ -192,6 +196,7 @@ impl Symbolizer {
         let base = module.map.base;
         let template = Frame {
             function: None,
+            linkage_name: None,
             file: None,
             line: None,
             module: module.name.clone(),
@@ -752,6 +757,7 @@ impl LoadedModule {
             if let Some(raw_name) = symbol_name() {
                 let (name, language) = names.demangle(raw_name);
                 frame.function = Some(name);
+                frame.linkage_name = Some(raw_name.to_string());
                 frame.language = language.unwrap_or(if has_c() {
                     Language::C
                 } else {
@@ -790,6 +796,7 @@ impl LoadedModule {
                 let mangling = raw_name.map(|raw_name| {
                     let (name, language) = names.demangle(raw_name);
                     frame.function = Some(name);
+                    frame.linkage_name = Some(raw_name.to_string());
                     language
                 });
                 frame.language = raw
@@ -1222,6 +1229,7 @@ int main(int argc, char **) {
         let (bar, _) = symbol(&exe, "_ZN2ns3Foo3barEi");
         let frame = one(&mut sym, bar);
         assert_eq!(frame.function.as_deref(), Some("ns::Foo::bar(int)"));
+        assert_eq!(frame.linkage_name.as_deref(), Some("_ZN2ns3Foo3barEi"));
         assert!(
             frame
                 .file
@@ -1318,6 +1326,7 @@ int main(int argc, char **) {
         let mut sym = Symbolizer::new(vec![elf_module(&no_debug, FAKE_BASE)]);
         let frame = one(&mut sym, bar + 2);
         assert_eq!(frame.function.as_deref(), Some("ns::Foo::bar(int)"));
+        assert_eq!(frame.linkage_name.as_deref(), Some("_ZN2ns3Foo3barEi"));
         assert_eq!((frame.file.as_deref(), frame.line), (None, None));
         assert_eq!(frame.language, Language::Cpp);
 

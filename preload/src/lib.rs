@@ -16,6 +16,7 @@ mod modules;
 mod output;
 mod queue;
 mod real;
+//WIP mod scan;
 mod stack;
 mod stop;
 mod unwind;
@@ -49,7 +50,23 @@ extern "C" {
 /// atexit handlers, its static destructors and every library destructor —
 /// only stdio's final flush and `_exit` come after it.
 extern "C" fn at_exit(code: c_int, _: *mut c_void) {
+    // Where the program's stack ends and ours begins, and the registers the
+    // program's frames may have left pointers in: the scan's view of this thread.
+    let mut regs = [0u64; 18];
+    let sp: u64;
+    // SAFETY: only copies registers into locals.
+    unsafe {
+        core::arch::asm!(
+            "mov {0}, rbx", "mov {1}, rbp", "mov {2}, r12", "mov {3}, r13", "mov {4}, r14", "mov {5}, r15", "mov {6}, rsp",
+            out(reg) regs[0], out(reg) regs[1], out(reg) regs[2], out(reg) regs[3], out(reg) regs[4], out(reg) regs[5],
+            out(reg) sp,
+            options(nostack, nomem, preserves_flags)
+        );
+    }
     EXIT_CODE.store(code, Ordering::Relaxed);
+    if is_our_process() && !ENDED.load(Ordering::Relaxed) {
+        //WIP scan::exit_scan(sp, regs);
+    }
     end_normally();
 }
 
@@ -103,6 +120,7 @@ fn init() {
         a: Box::into_raw(list) as u64,
         ..Default::default()
     });
+    writer::open_now();
     writer::spawn();
 }
 

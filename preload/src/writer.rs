@@ -275,6 +275,18 @@ pub fn spawn() {
     }
 }
 
+/// Creates the trace file now (header and process record on disk), so that a
+/// program that crashes at once still leaves a readable trace.
+pub fn open_now() {
+    STATE.lock();
+    // SAFETY: lock held.
+    let st = unsafe { STATE.get() };
+    if let Some(start) = st.pending_start.take() {
+        st.open(start);
+    }
+    STATE.unlock();
+}
+
 /// One line on stderr, prefixed; used for the few things a user must know.
 pub fn say(msg: &str) {
     let line = format!("leakhunt: {msg}\n");
@@ -878,10 +890,10 @@ pub extern "C" fn after_fork_child() {
     st.partial.clear();
     st.realloc_stash.clear();
     if had_output {
-        st.pending_start = Some(FileStart::Forked { parent_pid });
         st.anomalies = 0;
         st.unknown_frees = 0;
         st.finished = false;
+        st.open(FileStart::Forked { parent_pid });
     }
     STATE.unlock();
     if had_output {

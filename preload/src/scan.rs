@@ -1,0 +1,252 @@
+//! The leak scan at normal exit, with memcheck's semantics.
+//!
+//! Runs from our `on_exit` handler, after every destructor. In order:
+//! 1. gather what needs the loader, stdio-free file reads or malloc
+//!    (`/proc/self/maps`, the thread list) while every thread still runs;
+//! 2. stop every other thread with a real-time signal: its handler saves the
+//!    registers and parks — or, if the thread is inside one of our hooks (it
+//!    may hold the allocator's lock or a half-pushed queue slot), it parks as
+//!    soon as it leaves the hook;
+//! 3. release the C runtime's own leftovers as memcheck does (`__libc_freeres`,
+//!    `__gnu_cxx::__freeres`), so that a C++ hello world leaks nothing;
+//! 4. let the writer drain the queue, then scan the roots and the live blocks
+//!    and classify them (`leakhunt_leakcheck`), writing one verdict per block.
+//!
+//! The other threads stay parked: the process is about to `_exit`, and waking
+//! them after freeres would let them touch what was just freed.
+
+use crate::guard::Guard;
+use crate::stop;
+use crate::writer::{self, STATE};
+use core::sync::atomic::Ordering;
+use leakhunt_format::{LeakKind, Record, ScanInfo};
+use std::time::{Duration, Instant};
+
+#[derive(Clone)]
+struct Map {
+    lo: u64,
+    hi: u64,
+    read: bool,
+    write: bool,
+    path: String,
+}
+
+fn read_maps() -> Vec<Map> {
+    let text = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else { continue };
+        let path = f.nth(3).unwrap_or("").to_string();
+        let Some((lo, hi)) = range.split_once('-') else { continue };
+        let (Ok(lo), Ok(hi)) = (u64::from_str_radix(lo, 16), u64::from_str_radix(hi, 16)) else { continue };
+        let p = perms.as_bytes();
+        out.push(Map { lo, hi, read: p.first() == Some(&b'r'), write: p.get(1) == Some(&b'w'), path });
+    }
+    out.sort_by_key(|m| m.lo);
+    out
+}
+
+fn map_of(maps: &[Map], addr: u64) -> Option<&Map> {
+    let i = maps.partition_point(|m| m.lo <= addr);
+    maps[..i].last().filter(|m| addr < m.hi)
+}
+
+fn static_tls_size() -> u64 {
+    type Info = unsafe extern "C" fn(*mut usize, *mut usize);
+    // SAFETY: dlsym with a NUL-terminated name; the symbol, when present, is
+    // ld.so's `void _dl_get_tls_static_info(size_t *, size_t *)`.
+    unsafe {
+        let p = libc::dlsym(libc::RTLD_DEFAULT, c"_dl_get_tls_static_info".as_ptr());
+        if p.is_null() {
+            return 4096;
+        }
+        let f: Info = core::mem::transmute(p);
+        let (mut size, mut align) = (0usize, 0usize);
+        f(&mut size, &mut align);
+        size as u64
+    }
+}
+
+/// memcheck's freeres: the runtimes' own leftovers (stdio buffers, locale
+/// data, libstdc++'s emergency pool) are released, through our hooks.
+fn freeres() -> bool {
+    let mut any = false;
+    for name in [c"_ZN9__gnu_cxx9__freeresEv", c"__libc_freeres"] {
+        // SAFETY: dlsym with a NUL-terminated name; both functions take no
+        // arguments and are meant to be called once at the very end.
+        unsafe {
+            let p = libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr());
+            if !p.is_null() {
+                let f: extern "C" fn() = core::mem::transmute(p);
+                f();
+                any = true;
+            }
+        }
+    }
+    any
+}
+
+/// The process's memory, for the classifier. Reads are direct: every range
+/// it is asked about lies in a readable mapping or a live heap block.
+struct Memory<'a> {
+    maps: &'a [Map],
+}
+
+impl leakhunt_leakcheck::Memory for Memory<'_> {
+    #[inline(always)]
+    fn word(&self, addr: u64) -> Option<u64> {
+        if addr & 7 != 0 {
+            return None;
+        }
+        // SAFETY: the classifier reads root ranges (checked against the maps)
+        // and the insides of live heap blocks; both are mapped and readable.
+        Some(unsafe { core::ptr::read_volatile(addr as *const u64) })
+    }
+
+    fn is_vtable_location(&self, addr: u64) -> bool {
+        map_of(self.maps, addr).is_some_and(|m| m.read && !m.write && !m.path.is_empty())
+    }
+}
+
+fn add_range(out: &mut Vec<(u64, u64)>, maps: &[Map], lo: u64, hi: u64) {
+    // Clip to readable+writable mappings: RELRO and guard pages are not roots.
+    let mut a = lo & !7;
+    while a < hi {
+        match map_of(maps, a) {
+            Some(m) => {
+                let end = hi.min(m.hi);
+                if m.read && m.write {
+                    out.push((a, end));
+                }
+                a = end;
+            }
+            None => {
+                let i = maps.partition_point(|m| m.lo <= a);
+                match maps.get(i) {
+                    Some(m) if m.lo < hi => a = m.lo,
+                    _ => break,
+                }
+            }
+        }
+    }
+}
+
+fn merge(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    v.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
+    for (lo, hi) in v {
+        match out.last_mut() {
+            Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
+            _ => out.push((lo, hi)),
+        }
+    }
+    out
+}
+
+/// The whole scan. `entry_sp` and `entry_regs` are the exiting thread's stack
+/// pointer and callee-saved registers where our exit handler began: our own
+/// frames below it are not the program's and are not scanned.
+pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18]) {
+    if std::env::var_os("LEAKHUNT_SCAN").is_some_and(|v| v == "0") {
+        return;
+    }
+    let t0 = Instant::now();
+    let me = stop::gettid();
+    let (stopped, missed) = {
+        let Some(_g) = Guard::enter() else { return };
+        if writer::WRITER_PID.load(Ordering::Relaxed) != std::process::id() {
+            return;
+        }
+        stop::stop_world(me)
+    };
+    let freed = freeres();
+    let Some(_g) = Guard::enter() else { return };
+    // Every other thread is parked outside our hooks: none holds the allocator
+    // lock, so the scan may allocate (through the real allocator, unrecorded).
+    let maps = read_maps();
+    let tls = static_tls_size();
+    if !writer::request(crate::queue::kind::FLUSH, 0, 0, Duration::from_secs(10)) {
+        writer::say("the writer did not answer; no leak scan");
+        return;
+    }
+    STATE.lock();
+    // SAFETY: lock held.
+    let st = unsafe { STATE.get() };
+    let mut blocks: Vec<leakhunt_leakcheck::Block> =
+        st.live.iter().map(|(&p, b)| leakhunt_leakcheck::Block { start: p, size: b.size }).collect();
+    blocks.sort_unstable_by_key(|b| b.start);
+
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    let ours = crate::stack::self_base();
+    for m in st.modules() {
+        if m.base == ours {
+            continue;
+        }
+        for s in m.segments.iter().filter(|s| s.flags & 2 != 0) {
+            add_range(&mut ranges, &maps, m.base + s.vaddr, m.base + s.vaddr + s.memsz);
+        }
+    }
+    for (addr, len) in st.app_mappings() {
+        add_range(&mut ranges, &maps, addr, addr + len);
+    }
+    let mut words: Vec<u64> = entry_regs.to_vec();
+    let mut stacks = |sp: u64, fs: u64, ranges: &mut Vec<(u64, u64)>| {
+        if let Some(m) = map_of(&maps, sp) {
+            add_range(ranges, &maps, sp, m.hi);
+        }
+        // The thread's TCB and static TLS (for threads other than the main one,
+        // they sit at the top of the stack mapping and are already covered).
+        if fs != 0 {
+            add_range(ranges, &maps, fs.saturating_sub(tls), fs + 2304);
+        }
+    };
+    stacks(entry_sp, stop::thread_pointer(), &mut ranges);
+    for p in stop::parked() {
+        words.extend_from_slice(&p.regs);
+        stacks(p.sp, p.fs, &mut ranges);
+    }
+    let ranges = merge(ranges);
+    let root_bytes: u64 = ranges.iter().map(|(a, b)| b - a).sum();
+    let outcomes = leakhunt_leakcheck::classify(
+        &blocks,
+        &leakhunt_leakcheck::Roots { ranges: &ranges, words: &words },
+        &Memory { maps: &maps },
+    );
+    let info = ScanInfo {
+        blocks: blocks.len() as u64,
+        root_bytes,
+        threads: stopped,
+        threads_missed: missed,
+        duration_us: t0.elapsed().as_micros() as u64,
+        freeres: freed,
+    };
+    st.emit_record(&Record::LeakScan(info));
+    for (b, o) in blocks.iter().zip(outcomes.iter()) {
+        use leakhunt_leakcheck::{Heuristic, Kind};
+        let kind = match o.kind {
+            Kind::DefinitelyLost => LeakKind::DefinitelyLost,
+            Kind::IndirectlyLost => LeakKind::IndirectlyLost,
+            Kind::PossiblyLost => LeakKind::PossiblyLost,
+            Kind::StillReachable => LeakKind::StillReachable,
+        };
+        let heuristic = match o.heuristic {
+            None => 0,
+            Some(Heuristic::StdString) => 1,
+            Some(Heuristic::Length64) => 2,
+            Some(Heuristic::NewArray) => 3,
+            Some(Heuristic::MultipleInheritance) => 4,
+        };
+        if kind == LeakKind::StillReachable && heuristic == 0 {
+            continue;
+        }
+        st.emit_record(&Record::LeakBlock {
+            ptr: b.start,
+            kind,
+            heuristic,
+            indirect_bytes: o.indirect_bytes,
+            indirect_blocks: o.indirect_blocks,
+        });
+    }
+    STATE.unlock();
+}

@@ -1,0 +1,403 @@
+//! SPEC.md, "Errors a user can make": one clear line on stderr, a non-zero
+//! exit, never a panic, a hang or a huge allocation. A trace that is cut
+//! short or damaged is still reported (what came before it), and the report
+//! exits 1 with one line on stderr saying so, as SPEC.md asks.
+
+use leakhunt_tests::*;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// Address-space limit for leakhunt in these tests: a reader that trusted a
+/// length from a damaged file would fail to allocate.
+const ADDRESS_SPACE: u64 = 1 << 30;
+
+fn limited(args: &[&str], path: Option<&Path>) -> Output {
+    let mut c = leakhunt_cmd();
+    c.args(args);
+    if let Some(p) = path {
+        c.arg(p);
+    }
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        c.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: ADDRESS_SPACE,
+                rlim_max: ADDRESS_SPACE,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    run_cmd(&mut c, Duration::from_secs(30))
+}
+
+/// One line on stderr, starting with `leakhunt:`; a non-zero exit (not a
+/// signal); no panic; quickly.
+fn assert_error(o: &Output, what: &str) -> String {
+    assert!(
+        !o.stderr.contains("panicked"),
+        "{what}: panic:\n{}",
+        o.stderr
+    );
+    assert!(
+        o.signal().is_none(),
+        "{what}: killed by signal {:?}:\n{}",
+        o.signal(),
+        o.stderr
+    );
+    assert_ne!(
+        o.code(),
+        Some(0),
+        "{what}: exit status 0; stdout:\n{}",
+        o.stdout
+    );
+    let lines: Vec<&str> = o.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{what}: expected one line on stderr, got:\n{}",
+        o.stderr
+    );
+    assert!(lines[0].starts_with("leakhunt:"), "{what}: {:?}", lines[0]);
+    assert!(
+        o.elapsed < Duration::from_secs(5),
+        "{what}: took {:?}",
+        o.elapsed
+    );
+    lines[0].to_string()
+}
+
+fn report_error(path: &Path, what: &str) -> String {
+    let mut line = String::new();
+    for format in ["text", "json"] {
+        let o = limited(&["report", "--format", format], Some(path));
+        line = assert_error(&o, &format!("{what} ({format})"));
+        assert!(
+            o.stdout.is_empty(),
+            "{what}: output on stdout:\n{}",
+            o.stdout
+        );
+    }
+    line
+}
+
+/// A real trace to damage (entry_points.c's, a few chunks).
+fn sample_trace(dir: &TestDir) -> Option<PathBuf> {
+    let prog = compile(dir.path(), "entry_points.c", &[])?;
+    let run = leakhunt_run(dir.path(), &prog, &[]);
+    assert_eq!(run.out.code(), Some(0));
+    Some(run.trace)
+}
+
+#[test]
+fn missing_trace() {
+    let dir = TestDir::new("err_missing");
+    let line = report_error(&dir.join("no-such.trace"), "missing trace");
+    assert!(line.contains("no-such.trace"), "names the file: {line}");
+}
+
+#[test]
+fn directory_as_trace() {
+    let dir = TestDir::new("err_dir");
+    let line = report_error(dir.path(), "a directory");
+    assert!(line.contains("directory"), "{line}");
+}
+
+#[test]
+fn unreadable_trace() {
+    let dir = TestDir::new("err_unreadable");
+    let Some(trace) = sample_trace(&dir) else {
+        return;
+    };
+    std::fs::set_permissions(&trace, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if std::fs::File::open(&trace).is_ok() {
+        skip("running as root: a mode-000 file is still readable");
+        return;
+    }
+    let line = report_error(&trace, "unreadable trace");
+    assert!(line.to_lowercase().contains("permission"), "{line}");
+}
+
+#[test]
+fn empty_trace() {
+    let dir = TestDir::new("err_empty");
+    let p = dir.join("empty.trace");
+    std::fs::write(&p, b"").unwrap();
+    report_error(&p, "empty trace");
+}
+
+#[test]
+fn text_file_as_trace() {
+    let dir = TestDir::new("err_text");
+    let p = dir.join("notes.trace");
+    std::fs::write(&p, "this is not a trace\nat all\n").unwrap();
+    let line = report_error(&p, "text file");
+    assert!(line.contains("not a leakhunt trace"), "{line}");
+}
+
+#[test]
+fn newer_format_version() {
+    let dir = TestDir::new("err_version");
+    let Some(trace) = sample_trace(&dir) else {
+        return;
+    };
+    let mut bytes = std::fs::read(&trace).unwrap();
+    bytes[8..12].copy_from_slice(&99u32.to_le_bytes());
+    let p = dir.join("v99.trace");
+    std::fs::write(&p, bytes).unwrap();
+    let line = report_error(&p, "version 99");
+    assert!(line.contains("newer"), "{line}");
+    assert!(line.contains("99"), "{line}");
+}
+
+/// Shorter than the 16-byte file header: not readable at all.
+#[test]
+fn trace_shorter_than_header() {
+    let dir = TestDir::new("err_short");
+    let Some(trace) = sample_trace(&dir) else {
+        return;
+    };
+    let bytes = std::fs::read(&trace).unwrap();
+    for len in [1, 8, 12, 15] {
+        let p = dir.join(format!("t{len}.trace"));
+        std::fs::write(&p, &bytes[..len]).unwrap();
+        report_error(&p, &format!("trace cut at {len} bytes"));
+    }
+}
+
+/// Cut anywhere after the header: the report works, says the trace is
+/// incomplete, and exits 1 with one stderr line when the cut falls inside a
+/// chunk (a cut between two chunks looks like a killed process: exit 0).
+#[test]
+fn truncated_trace_is_reported_as_incomplete() {
+    let dir = TestDir::new("err_truncated");
+    let Some(trace) = sample_trace(&dir) else {
+        return;
+    };
+    let bytes = std::fs::read(&trace).unwrap();
+    let n = bytes.len();
+    assert!(n > 100, "sample trace of {n} bytes");
+    for len in [16, 20, 28, 40, n / 3, n / 2, n - 13, n - 1] {
+        let p = dir.join(format!("t{len}.trace"));
+        std::fs::write(&p, &bytes[..len]).unwrap();
+        let o = limited(&["report"], Some(&p));
+        assert_cut_exit(&o, &format!("cut at {len}"));
+        assert!(!o.stderr.contains("panicked"));
+        assert!(
+            o.stdout.contains("cut short") || o.stdout.contains("killed or crashed"),
+            "cut at {len}: the report does not say the trace is incomplete:\n{}",
+            o.stdout
+        );
+        let v = report_json(&p);
+        assert_eq!(v["trace"]["complete"], false, "cut at {len}");
+        assert!(program_totals(&v).allocations <= 32, "cut at {len}");
+    }
+}
+
+/// Exit 0 with a quiet stderr, or exit 1 with exactly one `leakhunt:` line
+/// saying the trace is cut short or damaged.
+fn assert_cut_exit(o: &Output, what: &str) {
+    match o.code() {
+        Some(0) => assert!(o.stderr.trim().is_empty(), "{what}: {}", o.stderr),
+        Some(1) => {
+            let lines: Vec<&str> = o.stderr.lines().collect();
+            assert_eq!(lines.len(), 1, "{what}: {}", o.stderr);
+            assert!(lines[0].starts_with("leakhunt:"), "{what}: {}", o.stderr);
+            assert!(
+                lines[0].contains("cut short") || lines[0].contains("damaged"),
+                "{what}: {}",
+                o.stderr
+            );
+        }
+        c => panic!("{what}: exit {c:?}: {}", o.stderr),
+    }
+}
+
+/// A damaged byte: the report shows what came before and says so.
+#[test]
+fn corrupted_trace_is_reported_as_damaged() {
+    let dir = TestDir::new("err_corrupt");
+    let Some(trace) = sample_trace(&dir) else {
+        return;
+    };
+    let bytes = std::fs::read(&trace).unwrap();
+    let n = bytes.len();
+    for at in [16, 20, 30, n / 2, n * 2 / 3, n - 1] {
+        let mut b = bytes.clone();
+        b[at] ^= 0x5a;
+        let p = dir.join(format!("c{at}.trace"));
+        std::fs::write(&p, &b).unwrap();
+        let o = limited(&["report"], Some(&p));
+        assert_eq!(o.code(), Some(1), "byte {at} damaged: {}", o.stderr);
+        assert_cut_exit(&o, &format!("byte {at} damaged"));
+        assert!(!o.stderr.contains("panicked"));
+        assert!(
+            o.stdout.contains("damaged") || o.stdout.contains("cut short"),
+            "byte {at} damaged: the report does not say so:\n{}",
+            o.stdout
+        );
+        let v = report_json(&p);
+        assert_eq!(v["trace"]["complete"], false, "byte {at} damaged");
+    }
+}
+
+/// A chunk header claiming a huge length must not be trusted.
+#[test]
+fn huge_chunk_length_is_not_allocated() {
+    let dir = TestDir::new("err_huge_chunk");
+    let Some(trace) = sample_trace(&dir) else {
+        return;
+    };
+    let bytes = std::fs::read(&trace).unwrap();
+    let mut b = bytes[..16].to_vec();
+    b.extend_from_slice(&0xffff_fff0u32.to_le_bytes()); // compressed length
+    b.extend_from_slice(&0xffff_fff0u32.to_le_bytes()); // raw length
+    b.extend_from_slice(&[0; 4]);
+    b.extend_from_slice(&[0x42; 64]);
+    let p = dir.join("huge.trace");
+    std::fs::write(&p, &b).unwrap();
+    let o = limited(&["report"], Some(&p));
+    assert_eq!(o.code(), Some(1), "{}", o.stderr);
+    assert_cut_exit(&o, "huge chunk");
+    assert!(
+        o.stdout.contains("damaged") || o.stdout.contains("cut short"),
+        "{}",
+        o.stdout
+    );
+}
+
+/// 1 GB of zeros (sparse): rejected at once, in bounded memory.
+#[test]
+fn gigabyte_of_zeros() {
+    let dir = TestDir::new("err_zeros");
+    let p = dir.join("zeros.trace");
+    std::fs::File::create(&p).unwrap().set_len(1 << 30).unwrap();
+    let line = report_error(&p, "1 GB of zeros");
+    assert!(line.contains("not a leakhunt trace"), "{line}");
+}
+
+/// A valid header, then 1 GB of zeros: a hole where chunks should be.
+#[test]
+fn header_then_gigabyte_of_zeros() {
+    let dir = TestDir::new("err_hole");
+    let Some(trace) = sample_trace(&dir) else {
+        return;
+    };
+    let bytes = std::fs::read(&trace).unwrap();
+    let p = dir.join("hole.trace");
+    std::fs::write(&p, &bytes[..16]).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let o = limited(&["report"], Some(&p));
+    assert_cut_exit(&o, "hole");
+    assert!(o.elapsed < Duration::from_secs(5), "took {:?}", o.elapsed);
+    assert!(
+        o.stdout.contains("cut short") || o.stdout.contains("killed or crashed"),
+        "{}",
+        o.stdout
+    );
+}
+
+#[test]
+fn run_nonexistent_program() {
+    let dir = TestDir::new("err_noprog");
+    let o = run_cmd(
+        leakhunt_cmd()
+            .current_dir(dir.path())
+            .args(["run", "-o"])
+            .arg(dir.join("x.trace"))
+            .args(["--", "/nonexistent"]),
+        TIMEOUT,
+    );
+    let line = assert_error(&o, "run -- /nonexistent");
+    assert!(line.contains("/nonexistent"), "{line}");
+    let o = run_cmd(
+        leakhunt_cmd()
+            .current_dir(dir.path())
+            .args(["run", "--", "no-such-command-leakhunt"]),
+        TIMEOUT,
+    );
+    assert_error(&o, "run -- no-such-command");
+    assert!(
+        dir.files_starting_with("").is_empty(),
+        "files were left: {:?}",
+        dir.files_starting_with("")
+    );
+}
+
+#[test]
+fn run_without_command() {
+    for args in [&["run"][..], &["run", "--"][..]] {
+        let o = run_cmd(leakhunt_cmd().args(args), TIMEOUT);
+        assert_error(&o, &format!("leakhunt {args:?}"));
+    }
+}
+
+#[test]
+fn run_statically_linked_program() {
+    let dir = TestDir::new("err_static");
+    let prog = match try_compile(dir.path(), "small.c", "small_static", &["-static"]) {
+        Ok(Some(p)) => p,
+        Ok(None) => return,
+        Err(e) => {
+            skip(&format!("cannot link statically: {e}"));
+            return;
+        }
+    };
+    let o = run_cmd(
+        leakhunt_cmd()
+            .current_dir(dir.path())
+            .args(["run", "-o"])
+            .arg(dir.join("s.trace"))
+            .arg("--")
+            .arg(&prog),
+        TIMEOUT,
+    );
+    let line = assert_error(&o, "statically linked program");
+    assert!(line.contains("statically linked"), "{line}");
+    assert!(
+        !o.stdout.contains("hello from small"),
+        "the program must not have run unrecorded"
+    );
+}
+
+/// Each error line says its cause once. (The CLI prints `{e:#}`: the
+/// `LoadError` variants both embed `{source}` in their message and expose it
+/// as the error's source, so the cause is printed twice.)
+#[test]
+fn error_lines_say_their_cause_once() {
+    let dir = TestDir::new("err_twice");
+    let empty = dir.join("empty.trace");
+    std::fs::write(&empty, b"").unwrap();
+    let text = dir.join("text.trace");
+    std::fs::write(&text, b"hello\n").unwrap();
+    for p in [dir.join("missing.trace"), empty, text] {
+        let o = leakhunt(&["report", p.to_str().unwrap()]);
+        let line = assert_error(&o, "report");
+        let parts: Vec<&str> = line.split(": ").map(str::trim).collect();
+        for (i, a) in parts.iter().enumerate() {
+            assert!(!parts[i + 1..].contains(a), "{line:?} says {a:?} twice");
+        }
+    }
+}
+
+/// `leakhunt` with an unknown subcommand or no arguments: clap's usage, a
+/// non-zero exit, no panic.
+#[test]
+fn usage_errors_do_not_panic() {
+    for args in [&[][..], &["frobnicate"][..], &["report"][..]] {
+        let o = run_cmd(Command::new(leakhunt_bin()).args(args), TIMEOUT);
+        assert_ne!(o.code(), Some(0), "{args:?}");
+        assert!(o.signal().is_none());
+        assert!(!o.stderr.contains("panicked"), "{args:?}: {}", o.stderr);
+    }
+}

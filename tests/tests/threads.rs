@@ -1,0 +1,154 @@
+//! Multi-threaded programs: exact totals under contention with cross-thread
+//! frees, and exit() from a secondary thread.
+
+use leakhunt_tests::*;
+use serde_json::Value;
+
+const STRESS_N: &str = "200000";
+const STRESS_THREADS: u64 = 4;
+
+/// The never-freed record of the threads' TLS vectors (glibc's
+/// `allocate_dtv`: one calloc per new thread, kept for reuse).
+fn dtv_record(v: &Value) -> Option<&Value> {
+    program_records(v).into_iter().find(|r| {
+        frames(r).iter().any(|f| {
+            f["function"]
+                .as_str()
+                .is_some_and(|n| n.contains("allocate_dtv") || n.contains("_dl_allocate_tls"))
+        })
+    })
+}
+
+/// stdio's buffer for stdout, allocated by the first printf (never freed).
+fn stdout_buffer_record(v: &Value) -> Option<&Value> {
+    program_records(v).into_iter().find(|r| {
+        frames(r).iter().any(|f| {
+            f["function"]
+                .as_str()
+                .is_some_and(|n| n.contains("_IO_file_doallocate"))
+        })
+    })
+}
+
+#[test]
+fn stress_exact_totals_three_runs() {
+    let dir = TestDir::new("stress");
+    let Some(prog) = compile(dir.path(), "stress.c", &["-pthread"]) else {
+        return;
+    };
+    for i in 0..3 {
+        let run = leakhunt_run(dir.path(), &prog, &[STRESS_N]);
+        assert_eq!(run.out.code(), Some(0), "run {i}: {}", run.out.stderr);
+        // stress.c prints with printf: its counts are on stdout.
+        let c = key_values(
+            run.out
+                .stdout
+                .lines()
+                .find(|l| l.starts_with("allocs="))
+                .expect("counts line"),
+        );
+        let v = report_json(&run.trace);
+        assert_eq!(v["trace"]["complete"], true, "run {i}");
+        assert_eq!(v["trace"]["anomalies"], 0, "run {i}: ordering anomalies");
+        assert_eq!(v["trace"]["dropped_events"], 0, "run {i}");
+        assert_eq!(v["trace"]["inconsistencies"], 0, "run {i}");
+
+        // What the C runtime adds, all never freed: one TLS vector per thread
+        // and stdout's buffer (one block of 4096 bytes: stdout is a pipe).
+        let dtv =
+            dtv_record(&v).unwrap_or_else(|| panic!("no allocate_dtv record: {:#}", v["records"]));
+        assert_eq!(
+            num(dtv, "blocks"),
+            STRESS_THREADS,
+            "one TLS vector per thread"
+        );
+        let buf = stdout_buffer_record(&v).expect("stdout buffer record");
+        assert_eq!(
+            (num(buf, "bytes"), num(buf, "blocks")),
+            (4096, 1),
+            "stdout buffer"
+        );
+        assert_eq!(program_records(&v).len(), 2, "records: {:#}", v["records"]);
+
+        let t = program_totals(&v);
+        let n: u64 = STRESS_N.parse().unwrap();
+        assert_eq!(c["allocs"] as u64, n * STRESS_THREADS);
+        assert_eq!(
+            t.allocations,
+            c["allocs"] as u64 + STRESS_THREADS + 1,
+            "run {i}: allocations"
+        );
+        assert_eq!(t.frees, c["frees"] as u64, "run {i}: frees");
+        assert_eq!(
+            t.allocated_bytes,
+            c["bytes"] as u64 + num(dtv, "bytes") + 4096,
+            "run {i}: bytes"
+        );
+        assert_eq!(
+            t.live_blocks_at_end,
+            STRESS_THREADS + 1,
+            "run {i}: live blocks"
+        );
+        assert_eq!(
+            t.live_bytes_at_end,
+            num(dtv, "bytes") + 4096,
+            "run {i}: live bytes"
+        );
+        assert!(
+            num(&v, "trace/threads") >= STRESS_THREADS,
+            "run {i}: threads seen"
+        );
+    }
+}
+
+fn thread_exit(mode: &[&str]) {
+    let dir = TestDir::new("thread_exit");
+    let Some(prog) = compile(dir.path(), "thread_exit.c", &["-pthread"]) else {
+        return;
+    };
+    let run = leakhunt_run(dir.path(), &prog, mode);
+    assert_eq!(
+        run.out.code(),
+        Some(42),
+        "exit code passed through: {}",
+        run.out.stderr
+    );
+    let c = counts(&run.out.stderr, "allocs=");
+    let v = report_json(&run.trace);
+    assert_eq!(v["trace"]["complete"], true, "{mode:?}: {}", v["trace"]);
+    assert_eq!(v["program"]["exit_code"], 42);
+    assert_eq!(v["trace"]["anomalies"], 0);
+    // + the thread's TLS vector
+    let dtv = dtv_record(&v).expect("allocate_dtv record");
+    assert_eq!(num(dtv, "blocks"), 1);
+    assert_totals_match(&v, &c, 1, num(dtv, "bytes"));
+}
+
+#[test]
+fn exit_from_thread_while_main_joins() {
+    thread_exit(&[]);
+}
+
+#[test]
+fn exit_from_thread_while_main_pauses() {
+    thread_exit(&["pause"]);
+}
+
+/// Without `leakhunt run`, the exit status must come from the recorder itself.
+#[test]
+fn exit_from_thread_status_recorded_by_recorder() {
+    let dir = TestDir::new("thread_exit_preload");
+    let Some(prog) = compile(dir.path(), "thread_exit.c", &["-pthread"]) else {
+        return;
+    };
+    let trace = dir.join("t.trace");
+    let o = run_cmd(&mut preload_cmd(&prog, &[], Some(&trace)), TIMEOUT);
+    assert_eq!(o.code(), Some(42));
+    let v = report_json(&trace);
+    assert_eq!(v["trace"]["complete"], true);
+    assert_eq!(
+        v["program"]["exit_code"], 42,
+        "ending: {}",
+        v["program"]["ending"]
+    );
+}
