@@ -22,7 +22,10 @@ fn leaked(model: &Model, kinds: &[LeakKind]) -> Vec<(u64, u64, u64)> {
     let mut g: HashMap<u64, (u64, u64)> = HashMap::new();
     for (ptr, b) in &model.live {
         if model.scan.is_some() {
-            let kind = model.verdicts.get(ptr).map_or(LeakKind::StillReachable, |v| v.kind);
+            let kind = model
+                .verdicts
+                .get(ptr)
+                .map_or(LeakKind::StillReachable, |v| v.kind);
             if !kinds.contains(&kind) {
                 continue;
             }

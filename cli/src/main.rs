@@ -72,7 +72,11 @@ enum Cmd {
         #[command(flatten)]
         suppress: SuppressArgs,
         /// The program and its arguments (after `--`).
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
         command: Vec<String>,
     },
     /// Explain a trace: totals, the peak, and the leaks, as loss records by stack.

@@ -18,10 +18,7 @@ use std::path::Path;
 // The cause is part of each message, not a chained source: it is printed once.
 pub enum LoadError {
     #[error("cannot open {path}: {err}")]
-    Open {
-        path: String,
-        err: std::io::Error,
-    },
+    Open { path: String, err: std::io::Error },
     #[error("{path}: {err}")]
     Format { path: String, err: FormatError },
     #[error("{path} is a directory, not a trace")]
@@ -119,15 +116,13 @@ impl Model {
             err,
         })?;
         let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let reader =
-            TraceReader::new(BufReader::with_capacity(1 << 20, file)).map_err(|err| {
-                LoadError::Format {
-                    path: p.clone(),
-                    err,
-                }
-            })?;
-        let mut m =
-            Model::replay(reader).map_err(|err| LoadError::Format { path: p, err })?;
+        let reader = TraceReader::new(BufReader::with_capacity(1 << 20, file)).map_err(|err| {
+            LoadError::Format {
+                path: p.clone(),
+                err,
+            }
+        })?;
+        let mut m = Model::replay(reader).map_err(|err| LoadError::Format { path: p, err })?;
         m.file_bytes = file_bytes;
         Ok(m)
     }
@@ -227,7 +222,14 @@ impl Model {
                         }
                         None => m.inconsistencies += 1,
                     }
-                    if let Some(old) = m.live.insert(ptr, Live { size, stack, func: AllocFn::Realloc }) {
+                    if let Some(old) = m.live.insert(
+                        ptr,
+                        Live {
+                            size,
+                            stack,
+                            func: AllocFn::Realloc,
+                        },
+                    ) {
                         m.inconsistencies += 1;
                         live_bytes -= old.size;
                     }
@@ -236,7 +238,14 @@ impl Model {
                 Record::Inherited { ptr, size, stack } => {
                     m.totals.inherited_blocks += 1;
                     m.totals.inherited_bytes += size;
-                    if let Some(old) = m.live.insert(ptr, Live { size, stack, func: AllocFn::Malloc }) {
+                    if let Some(old) = m.live.insert(
+                        ptr,
+                        Live {
+                            size,
+                            stack,
+                            func: AllocFn::Malloc,
+                        },
+                    ) {
                         live_bytes -= old.size;
                     }
                     live_bytes += size;

@@ -1,9 +1,9 @@
 //! `leakhunt report`: the model, explained — as text for people and as the JSON
 //! object SPEC.md fixes for machines.
 
+use crate::leaks::{analyze, Amount, Analysis, LossRecord, RecordKind, Suppressor, HEURISTICS};
 use crate::model::Model;
 use crate::stacks::{allocation_site, frame_name, language_name, module_short, Stacks};
-use crate::leaks::{analyze, Amount, Analysis, LossRecord, RecordKind, Suppressor, HEURISTICS};
 use leakhunt_format::{Cut, EndReason, LeakKind, Origin};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -114,7 +114,10 @@ fn amount_json(a: Amount) -> Value {
     json!({"bytes": a.bytes, "blocks": a.blocks})
 }
 
-fn shown_frames<'f>(all: &'f [crate::symbolize::Frame], depth: usize) -> &'f [crate::symbolize::Frame] {
+fn shown_frames(
+    all: &[crate::symbolize::Frame],
+    depth: usize,
+) -> &[crate::symbolize::Frame] {
     let frames = &all[allocation_site(all)..];
     let n = if depth == 0 {
         frames.len()
@@ -127,7 +130,11 @@ fn shown_frames<'f>(all: &'f [crate::symbolize::Frame], depth: usize) -> &'f [cr
 pub fn to_json(model: &Model, opts: &Options, supp: &dyn Suppressor) -> Value {
     let mut stacks = Stacks::new(model);
     let a = analyze(model, &mut stacks, supp);
-    let live: Vec<&LossRecord> = a.records.iter().filter(|r| r.suppressed_by.is_none()).collect();
+    let live: Vec<&LossRecord> = a
+        .records
+        .iter()
+        .filter(|r| r.suppressed_by.is_none())
+        .collect();
     let shown = if opts.limit == 0 {
         live.len()
     } else {
@@ -326,7 +333,9 @@ fn record_headline(r: &LossRecord, i: usize, n: usize) -> String {
     };
     let blocks = plural(r.blocks, "block", "blocks");
     match r.kind {
-        RecordKind::NeverFreed => format!("{size} in {blocks} never freed in loss record {i} of {n}"),
+        RecordKind::NeverFreed => {
+            format!("{size} in {blocks} never freed in loss record {i} of {n}")
+        }
         RecordKind::Leak(_) => {
             let verb = if r.blocks == 1 { "is" } else { "are" };
             format!("{size} in {blocks} {verb} {kind} in loss record {i} of {n}")
@@ -401,15 +410,28 @@ pub fn to_text(model: &Model, opts: &Options, supp: &dyn Suppressor) -> String {
 
     let mut stacks = Stacks::new(model);
     let a = analyze(model, &mut stacks, supp);
-    let live: Vec<&LossRecord> = a.records.iter().filter(|r| r.suppressed_by.is_none()).collect();
+    let live: Vec<&LossRecord> = a
+        .records
+        .iter()
+        .filter(|r| r.suppressed_by.is_none())
+        .collect();
     let n = live.len();
     let visible = |r: &LossRecord| match r.kind {
         RecordKind::NeverFreed => true,
         RecordKind::Leak(k) => opts.show.contains(&k),
     };
     let shown_total = live.iter().filter(|r| visible(r)).count();
-    let limit = if opts.limit == 0 { usize::MAX } else { opts.limit };
-    for (i, r) in live.iter().enumerate().filter(|(_, r)| visible(r)).take(limit) {
+    let limit = if opts.limit == 0 {
+        usize::MAX
+    } else {
+        opts.limit
+    };
+    for (i, r) in live
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| visible(r))
+        .take(limit)
+    {
         let _ = writeln!(o, "{}", record_headline(r, i + 1, n));
         let all = stacks.frames(r.stack);
         let frames = shown_frames(&all, opts.depth);
@@ -428,7 +450,11 @@ pub fn to_text(model: &Model, opts: &Options, supp: &dyn Suppressor) -> String {
         }
         let site = allocation_site(&all);
         if all.len() - site > frames.len() {
-            let _ = writeln!(o, "   ... {} more frames (--depth 0 shows all)", all.len() - site - frames.len());
+            let _ = writeln!(
+                o,
+                "   ... {} more frames (--depth 0 shows all)",
+                all.len() - site - frames.len()
+            );
         }
         if all.is_empty() {
             let _ = writeln!(o, "   (no stack recorded)");
@@ -438,14 +464,23 @@ pub fn to_text(model: &Model, opts: &Options, supp: &dyn Suppressor) -> String {
                 let _ = write!(
                     o,
                     "{}",
-                    crate::suppress::generate(&format!("<leakhunt_record_{}>", i + 1), k, r.func.name(), &all)
+                    crate::suppress::generate(
+                        &format!("<leakhunt_record_{}>", i + 1),
+                        k,
+                        r.func.name(),
+                        &all
+                    )
                 );
             }
         }
         let _ = writeln!(o);
     }
     if shown_total > limit {
-        let _ = writeln!(o, "... {} more loss records (--limit 0 shows all)\n", shown_total - limit);
+        let _ = writeln!(
+            o,
+            "... {} more loss records (--limit 0 shows all)\n",
+            shown_total - limit
+        );
     }
     if a.scanned && n == 0 {
         let _ = writeln!(o, "All heap blocks were freed -- no leaks are possible\n");
@@ -461,7 +496,11 @@ pub fn to_text(model: &Model, opts: &Options, supp: &dyn Suppressor) -> String {
             })
             .collect();
         if !hidden.is_empty() {
-            let _ = writeln!(o, "Records of {} blocks are not shown: use --show all to see them.", hidden.join(" and "));
+            let _ = writeln!(
+                o,
+                "Records of {} blocks are not shown: use --show all to see them.",
+                hidden.join(" and ")
+            );
         }
     }
     for w in stacks.warnings() {
