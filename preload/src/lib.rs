@@ -16,7 +16,7 @@ mod modules;
 mod output;
 mod queue;
 mod real;
-//WIP mod scan;
+mod scan;
 mod stack;
 mod stop;
 mod unwind;
@@ -49,23 +49,42 @@ extern "C" {
 /// calls handlers last-registered-first, so this runs after the program's
 /// atexit handlers, its static destructors and every library destructor —
 /// only stdio's final flush and `_exit` come after it.
-extern "C" fn at_exit(code: c_int, _: *mut c_void) {
-    // Where the program's stack ends and ours begins, and the registers the
-    // program's frames may have left pointers in: the scan's view of this thread.
-    let mut regs = [0u64; 18];
-    let sp: u64;
-    // SAFETY: only copies registers into locals.
-    unsafe {
-        core::arch::asm!(
-            "mov {0}, rbx", "mov {1}, rbp", "mov {2}, r12", "mov {3}, r13", "mov {4}, r14", "mov {5}, r15", "mov {6}, rsp",
-            out(reg) regs[0], out(reg) regs[1], out(reg) regs[2], out(reg) regs[3], out(reg) regs[4], out(reg) regs[5],
-            out(reg) sp,
-            options(nostack, nomem, preserves_flags)
-        );
-    }
+#[unsafe(naked)]
+extern "C" fn at_exit(_code: c_int, _arg: *mut c_void) {
+    // Before any prologue touches them: the stack pointer (it addresses our
+    // return slot, just below the caller's frame) and the callee-saved
+    // registers, which may hold the program's pointers. The scan's view of
+    // this thread starts here.
+    core::arch::naked_asm!(
+        "mov [rip + {regs}], rbx",
+        "mov [rip + {regs} + 8], rbp",
+        "mov [rip + {regs} + 16], r12",
+        "mov [rip + {regs} + 24], r13",
+        "mov [rip + {regs} + 32], r14",
+        "mov [rip + {regs} + 40], r15",
+        "mov rsi, rsp",
+        "jmp {body}",
+        regs = sym EXIT_REGS,
+        body = sym at_exit_body,
+    )
+}
+
+/// Callee-saved registers at the entry of `at_exit` (rbx, rbp, r12-r15).
+static mut EXIT_REGS: [u64; 6] = [0; 6];
+
+extern "C" fn at_exit_body(code: c_int, return_slot: u64) {
     EXIT_CODE.store(code, Ordering::Relaxed);
     if is_our_process() && !ENDED.load(Ordering::Relaxed) {
-        //WIP scan::exit_scan(sp, regs);
+        let mut regs = [0u64; 18];
+        // SAFETY: written by at_exit just before, on this thread only.
+        regs[..6].copy_from_slice(unsafe { &*core::ptr::addr_of!(EXIT_REGS) });
+        let mut ips = [0usize; 64];
+        let n = match guard::Guard::enter() {
+            // SAFETY: under the guard, as capture requires.
+            Some(_g) => unsafe { unwind::capture(&mut ips) },
+            None => 0,
+        };
+        scan::exit_scan(return_slot + 8, regs, &ips[..n]);
     }
     end_normally();
 }

@@ -36,12 +36,24 @@ fn read_maps() -> Vec<Map> {
     let mut out = Vec::new();
     for line in text.lines() {
         let mut f = line.split_whitespace();
-        let (Some(range), Some(perms)) = (f.next(), f.next()) else { continue };
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+            continue;
+        };
         let path = f.nth(3).unwrap_or("").to_string();
-        let Some((lo, hi)) = range.split_once('-') else { continue };
-        let (Ok(lo), Ok(hi)) = (u64::from_str_radix(lo, 16), u64::from_str_radix(hi, 16)) else { continue };
+        let Some((lo, hi)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(lo), Ok(hi)) = (u64::from_str_radix(lo, 16), u64::from_str_radix(hi, 16)) else {
+            continue;
+        };
         let p = perms.as_bytes();
-        out.push(Map { lo, hi, read: p.first() == Some(&b'r'), write: p.get(1) == Some(&b'w'), path });
+        out.push(Map {
+            lo,
+            hi,
+            read: p.first() == Some(&b'r'),
+            write: p.get(1) == Some(&b'w'),
+            path,
+        });
     }
     out.sort_by_key(|m| m.lo);
     out
@@ -69,22 +81,23 @@ fn static_tls_size() -> u64 {
 }
 
 /// memcheck's freeres: the runtimes' own leftovers (stdio buffers, locale
-/// data, libstdc++'s emergency pool) are released, through our hooks.
-fn freeres() -> bool {
-    let mut any = false;
+/// data, libstdc++'s emergency pool), to be released through our hooks.
+/// Looked up under the guard: a failed `dlsym` allocates its error message.
+fn freeres_functions() -> Vec<extern "C" fn()> {
+    let mut out = Vec::new();
     for name in [c"_ZN9__gnu_cxx9__freeresEv", c"__libc_freeres"] {
         // SAFETY: dlsym with a NUL-terminated name; both functions take no
-        // arguments and are meant to be called once at the very end.
+        // arguments and are meant to be called once, at the very end.
         unsafe {
             let p = libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr());
             if !p.is_null() {
-                let f: extern "C" fn() = core::mem::transmute(p);
-                f();
-                any = true;
+                out.push(core::mem::transmute::<*mut libc::c_void, extern "C" fn()>(
+                    p,
+                ));
             }
         }
     }
-    any
+    out
 }
 
 /// The process's memory, for the classifier. Reads are direct: every range
@@ -107,6 +120,56 @@ impl leakhunt_leakcheck::Memory for Memory<'_> {
     fn is_vtable_location(&self, addr: u64) -> bool {
         map_of(self.maps, addr).is_some_and(|m| m.read && !m.write && !m.path.is_empty())
     }
+}
+
+/// Where the exiting thread's live program frames begin. Between our handler
+/// and them lie libc's exit machinery (`exit`, `__run_exit_handlers`, and,
+/// when `main` returned, `__libc_start_call_main`), whose frames reuse stack
+/// that `main` and its callees left full of stale pointers. memcheck never
+/// sees those (it tracks that they were never written since); we skip the
+/// frames instead: the scan starts just above the return address into the
+/// first frame that is not libc's.
+fn program_frames_start(
+    entry_sp: u64,
+    ips: &[usize],
+    modules: &[leakhunt_format::Module],
+    maps: &[Map],
+) -> u64 {
+    let in_module = |ip: u64, pred: &dyn Fn(&str) -> bool| {
+        modules.iter().any(|m| {
+            pred(&m.path)
+                && m.segments.iter().any(|s| {
+                    s.flags & 1 != 0 && ip >= m.base + s.vaddr && ip < m.base + s.vaddr + s.memsz
+                })
+        })
+    };
+    let is_libc = |p: &str| {
+        p.rsplit('/')
+            .next()
+            .is_some_and(|f| f.starts_with("libc.so") || f.starts_with("libc-"))
+    };
+    let ours = crate::stack::self_base();
+    let first_program_ip = ips.iter().map(|&ip| ip as u64).find(|&ip| {
+        let own = modules.iter().any(|m| {
+            m.base == ours
+                && m.segments
+                    .iter()
+                    .any(|s| ip >= m.base + s.vaddr && ip < m.base + s.vaddr + s.memsz)
+        });
+        !own && !in_module(ip, &is_libc)
+    });
+    let (Some(ret), Some(stack)) = (first_program_ip, map_of(maps, entry_sp)) else {
+        return entry_sp;
+    };
+    let mut a = entry_sp & !7;
+    while a + 8 <= stack.hi {
+        // SAFETY: [entry_sp, end of its mapping) is this thread's live stack.
+        if unsafe { core::ptr::read_volatile(a as *const u64) } == ret {
+            return a + 8;
+        }
+        a += 8;
+    }
+    entry_sp
 }
 
 fn add_range(out: &mut Vec<(u64, u64)>, maps: &[Map], lo: u64, hi: u64) {
@@ -147,20 +210,27 @@ fn merge(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
 /// The whole scan. `entry_sp` and `entry_regs` are the exiting thread's stack
 /// pointer and callee-saved registers where our exit handler began: our own
 /// frames below it are not the program's and are not scanned.
-pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18]) {
+pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
     if std::env::var_os("LEAKHUNT_SCAN").is_some_and(|v| v == "0") {
         return;
     }
+    // A development aid: print which root words point at which blocks.
+    let debug = std::env::var_os("LEAKHUNT_SCAN_DEBUG").is_some();
     let t0 = Instant::now();
     let me = stop::gettid();
-    let (stopped, missed) = {
+    let (stopped, missed, freeres) = {
         let Some(_g) = Guard::enter() else { return };
         if writer::WRITER_PID.load(Ordering::Relaxed) != std::process::id() {
             return;
         }
-        stop::stop_world(me)
+        let (s, m) = stop::stop_world(me);
+        (s, m, freeres_functions())
     };
-    let freed = freeres();
+    // Unguarded: these frees are the program's runtime's, and are recorded.
+    for f in &freeres {
+        f();
+    }
+    let freed = !freeres.is_empty();
     let Some(_g) = Guard::enter() else { return };
     // Every other thread is parked outside our hooks: none holds the allocator
     // lock, so the scan may allocate (through the real allocator, unrecorded).
@@ -173,8 +243,14 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18]) {
     STATE.lock();
     // SAFETY: lock held.
     let st = unsafe { STATE.get() };
-    let mut blocks: Vec<leakhunt_leakcheck::Block> =
-        st.live.iter().map(|(&p, b)| leakhunt_leakcheck::Block { start: p, size: b.size }).collect();
+    let mut blocks: Vec<leakhunt_leakcheck::Block> = st
+        .live
+        .iter()
+        .map(|(&p, b)| leakhunt_leakcheck::Block {
+            start: p,
+            size: b.size,
+        })
+        .collect();
     blocks.sort_unstable_by_key(|b| b.start);
 
     let mut ranges: Vec<(u64, u64)> = Vec::new();
@@ -184,14 +260,19 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18]) {
             continue;
         }
         for s in m.segments.iter().filter(|s| s.flags & 2 != 0) {
-            add_range(&mut ranges, &maps, m.base + s.vaddr, m.base + s.vaddr + s.memsz);
+            add_range(
+                &mut ranges,
+                &maps,
+                m.base + s.vaddr,
+                m.base + s.vaddr + s.memsz,
+            );
         }
     }
     for (addr, len) in st.app_mappings() {
         add_range(&mut ranges, &maps, addr, addr + len);
     }
     let mut words: Vec<u64> = entry_regs.to_vec();
-    let mut stacks = |sp: u64, fs: u64, ranges: &mut Vec<(u64, u64)>| {
+    let stacks = |sp: u64, fs: u64, ranges: &mut Vec<(u64, u64)>| {
         if let Some(m) = map_of(&maps, sp) {
             add_range(ranges, &maps, sp, m.hi);
         }
@@ -201,16 +282,23 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18]) {
             add_range(ranges, &maps, fs.saturating_sub(tls), fs + 2304);
         }
     };
-    stacks(entry_sp, stop::thread_pointer(), &mut ranges);
+    let program_sp = program_frames_start(entry_sp, exit_ips, st.modules(), &maps);
+    stacks(program_sp, stop::thread_pointer(), &mut ranges);
     for p in stop::parked() {
         words.extend_from_slice(&p.regs);
         stacks(p.sp, p.fs, &mut ranges);
     }
     let ranges = merge(ranges);
+    if debug {
+        debug_roots(&ranges, &words, &blocks, &maps, entry_sp);
+    }
     let root_bytes: u64 = ranges.iter().map(|(a, b)| b - a).sum();
     let outcomes = leakhunt_leakcheck::classify(
         &blocks,
-        &leakhunt_leakcheck::Roots { ranges: &ranges, words: &words },
+        &leakhunt_leakcheck::Roots {
+            ranges: &ranges,
+            words: &words,
+        },
         &Memory { maps: &maps },
     );
     let info = ScanInfo {
@@ -249,4 +337,47 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18]) {
         });
     }
     STATE.unlock();
+}
+
+/// Development aid: where in the roots each block is pointed to from.
+fn debug_roots(
+    ranges: &[(u64, u64)],
+    words: &[u64],
+    blocks: &[leakhunt_leakcheck::Block],
+    maps: &[Map],
+    sp: u64,
+) {
+    let hit = |w: u64| {
+        blocks
+            .iter()
+            .find(|b| w >= b.start && w < b.start + b.size.max(1))
+            .copied()
+    };
+    for (i, &w) in words.iter().enumerate() {
+        if let Some(b) = hit(w) {
+            writer::say(&format!(
+                "register {i} -> block {:#x}+{}",
+                b.start,
+                w - b.start
+            ));
+        }
+    }
+    for &(lo, hi) in ranges {
+        let mut a = lo;
+        while a < hi {
+            // SAFETY: root ranges are readable mappings.
+            let w = unsafe { core::ptr::read_volatile(a as *const u64) };
+            if let Some(b) = hit(w) {
+                let m = map_of(maps, a).map(|m| m.path.as_str()).unwrap_or("?");
+                writer::say(&format!(
+                    "{a:#x} ({m}, sp{:+}) -> block {:#x}+{} ({} bytes)",
+                    a as i64 - sp as i64,
+                    b.start,
+                    w - b.start,
+                    b.size
+                ));
+            }
+            a += 8;
+        }
+    }
 }

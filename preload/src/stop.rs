@@ -134,7 +134,7 @@ pub fn stop_world(me: u32) -> (u32, u32) {
     // unlikely to use; it is never restored because the process is ending.
     unsafe {
         let mut sa: libc::sigaction = core::mem::zeroed();
-        sa.sa_sigaction = on_stop as usize;
+        sa.sa_sigaction = on_stop as *const () as usize;
         sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
         libc::sigfillset(&mut sa.sa_mask);
         libc::sigaction(stop_signal(), &sa, core::ptr::null_mut());

@@ -254,6 +254,7 @@ pub fn spawn() {
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         WRITER_PID.store(getpid(), Ordering::Relaxed);
+        WRITER_TID.store(0, Ordering::Relaxed);
         // A raw pthread, not std::thread: std's thread start-up allocates
         // before our code could set the guard, and those are not the program's.
         let mut thread: libc::pthread_t = 0;
@@ -265,6 +266,12 @@ pub fn spawn() {
         );
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
         if r == 0 {
+            // The exit scan must know which thread not to stop: wait (briefly)
+            // for the writer to say who it is.
+            let deadline = Instant::now() + Duration::from_secs(1);
+            while WRITER_TID.load(Ordering::Acquire) == 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_micros(20));
+            }
             libc::pthread_detach(thread);
             libc::pthread_setname_np(thread, c"leakhunt-writer".as_ptr());
         } else {
@@ -299,7 +306,7 @@ extern "C" fn writer_main(_: *mut core::ffi::c_void) -> *mut core::ffi::c_void {
     // SAFETY: gettid cannot fail.
     WRITER_TID.store(
         unsafe { libc::syscall(libc::SYS_gettid) } as u32,
-        Ordering::Relaxed,
+        Ordering::Release,
     );
     run();
     core::ptr::null_mut()

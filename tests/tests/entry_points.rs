@@ -250,7 +250,6 @@ fn recorder_never_records_itself() {
 
 /// SPEC.md: leak kinds have memcheck's meaning and the same bytes and blocks.
 #[test]
-#[ignore = "not implemented: no exit scan yet (leaks.scanned is false)"]
 fn leak_kinds_match_memcheck() {
     let dir = TestDir::new("kinds");
     let Some(prog) = compile(dir.path(), "leak_kinds.c", &[]) else {
