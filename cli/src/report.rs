@@ -114,10 +114,7 @@ fn amount_json(a: Amount) -> Value {
     json!({"bytes": a.bytes, "blocks": a.blocks})
 }
 
-fn shown_frames(
-    all: &[crate::symbolize::Frame],
-    depth: usize,
-) -> &[crate::symbolize::Frame] {
+fn shown_frames(all: &[crate::symbolize::Frame], depth: usize) -> &[crate::symbolize::Frame] {
     let frames = &all[allocation_site(all)..];
     let n = if depth == 0 {
         frames.len()

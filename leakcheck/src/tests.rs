@@ -582,6 +582,140 @@ fn unreadable_root_words_are_skipped() {
 }
 
 #[test]
+fn big_blocks() {
+    // Blocks of 64 KiB and more take another path in the lookup.
+    let mut f = Fake::new();
+    let a = f.block(0x10_0000, 0x1_0000); // exactly 64 KiB
+    let b = f.block(0x20_0000, 0x30_0000); // 3 MiB
+    let c = f.block(0x60_0000, 0xffff);
+    let d = f.block(0x70_0000, 16);
+    f.set(b + 0x2f_fff8, d); // last word of b
+    let out = f.run_roots(&[a + 0xffff, b + 0x12_3456, c + 0xfffe, c + 0xffff]);
+    assert_eq!(out, vec![possible(), possible(), possible(), possible()]);
+    // One past the end of each: nothing (b leads d).
+    let out = f.run_roots(&[a + 0x1_0000, b + 0x30_0000, c + 0xffff]);
+    assert_eq!(
+        out,
+        vec![definite(0, 0), definite(16, 1), definite(0, 0), indirect()]
+    );
+}
+
+#[test]
+fn zero_sized_block_sharing_its_start_with_the_next_block() {
+    // [X, X) and [X, X+16): memcheck's binary search decides which one a
+    // pointer to X finds; with two blocks the first probe is block 0.
+    let mut f = Fake::new();
+    let z = f.block(0x1000, 0);
+    let _b = f.block(0x1000, 16);
+    assert_eq!(f.run_roots(&[z]), vec![reach(), definite(0, 0)]);
+    // With three blocks the first probe is the middle one: block 1.
+    let mut f = Fake::new();
+    let _y = f.block(0x800, 16);
+    let z = f.block(0x1000, 0);
+    let _b = f.block(0x1000, 16);
+    assert_eq!(
+        f.run_roots(&[z]),
+        vec![definite(0, 0), reach(), definite(0, 0)]
+    );
+    let mut f = Fake::new();
+    let _x = f.block(0x400, 16);
+    let _y = f.block(0x800, 16);
+    let z = f.block(0x1000, 0);
+    let _b = f.block(0x1000, 16);
+    // lo=0, hi=3: mid=1 (0x800) -> lo=2, mid=2: the zero-sized block.
+    assert_eq!(
+        f.run_roots(&[z]),
+        vec![definite(0, 0), definite(0, 0), reach(), definite(0, 0)]
+    );
+    let mut f = Fake::new();
+    let z = f.block(0x1000, 0);
+    let _b = f.block(0x1000, 16);
+    let _c = f.block(0x2000, 16);
+    // lo=0, hi=2: mid=1: the 16-byte block at 0x1000.
+    assert_eq!(
+        f.run_roots(&[z]),
+        vec![definite(0, 0), reach(), definite(0, 0)]
+    );
+}
+
+#[test]
+fn addresses_above_2_pow_48() {
+    // Keys cannot hold such addresses: memcheck's search is used throughout.
+    let mut f = Fake::new();
+    let a = f.block(0x1000, 32);
+    let b = f.block(0xffff_0000_0000_1000, 32);
+    let c = f.block(0xffff_0000_0000_2000, 32);
+    f.set(b, c + 8);
+    assert_eq!(f.run_roots(&[a, b]), vec![reach(), reach(), possible()]);
+}
+
+#[test]
+#[should_panic(expected = "must not overlap")]
+fn overlapping_blocks_are_refused() {
+    let blocks = [
+        Block {
+            start: 0x1000,
+            size: 32,
+        },
+        Block {
+            start: 0x1010,
+            size: 32,
+        },
+    ];
+    classify(
+        &blocks,
+        &Roots {
+            ranges: &[],
+            words: &[],
+        },
+        &Fake::new(),
+    );
+}
+
+#[test]
+fn lookup_matches_memcheck_search_on_a_large_heap() {
+    // More than INDEX_TOP_MAX blocks, so the index has levels; probe every
+    // interesting address of every block, one root at a time, through the
+    // outcome: a block is reached iff the probe is inside it.
+    let mut f = Fake::new();
+    let mut rng = Rng(99);
+    let mut addr = 0x10_0000u64;
+    let mut blocks = Vec::new();
+    for _ in 0..5000 {
+        let size = match rng.below(10) {
+            0 => 0,
+            1 => 0x1_0000 + rng.below(0x2_0000),
+            _ => 1 + rng.below(200),
+        };
+        blocks.push(f.block(addr, size));
+        addr += size + rng.below(3) * 16 + if size == 0 { 1 } else { 0 };
+    }
+    let roots: Vec<u64> = (0..20_000)
+        .map(|_| {
+            let b = f.blocks[rng.below(5000) as usize];
+            match rng.below(4) {
+                0 => b.start,
+                1 => b.start + b.size,
+                2 => b.start.wrapping_sub(1),
+                _ => b.start + rng.below(b.size.max(1)),
+            }
+        })
+        .collect();
+    let out = f.run_roots(&roots);
+    let all = f.blocks.clone();
+    let expect_reached: HashSet<usize> = roots.iter().filter_map(|&p| owner(&all, p)).collect();
+    for (i, o) in out.iter().enumerate() {
+        let reached = o.kind == Kind::StillReachable || o.kind == Kind::PossiblyLost;
+        assert_eq!(
+            reached,
+            expect_reached.contains(&i),
+            "block {i}: {:?}",
+            all[i]
+        );
+    }
+}
+
+#[test]
 fn pointers_outside_every_block() {
     let mut f = Fake::new();
     f.block(0x1000, 16);

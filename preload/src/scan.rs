@@ -211,11 +211,18 @@ fn merge(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
 /// pointer and callee-saved registers where our exit handler began: our own
 /// frames below it are not the program's and are not scanned.
 pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
-    if std::env::var_os("LEAKHUNT_SCAN").is_some_and(|v| v == "0") {
+    // Read under the guard: looking at the environment allocates.
+    let (enabled, debug) = match Guard::enter() {
+        Some(_g) => (
+            std::env::var_os("LEAKHUNT_SCAN").is_none_or(|v| v != "0"),
+            // A development aid: print which root words point at which blocks.
+            std::env::var_os("LEAKHUNT_SCAN_DEBUG").is_some(),
+        ),
+        None => return,
+    };
+    if !enabled {
         return;
     }
-    // A development aid: print which root words point at which blocks.
-    let debug = std::env::var_os("LEAKHUNT_SCAN_DEBUG").is_some();
     let t0 = Instant::now();
     let me = stop::gettid();
     let (stopped, missed, freeres) = {

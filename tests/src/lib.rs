@@ -400,10 +400,28 @@ pub fn leakhunt_run(dir: &Path, prog: &Path, args: &[&str]) -> Run {
     leakhunt_run_to(dir, &trace, prog, args)
 }
 
+/// `leakhunt run` without the exit scan (`LEAKHUNT_SCAN=0`): no leak kinds,
+/// and the C runtime's leftovers (stdio buffers, thread vectors, libstdc++'s
+/// emergency pool) stay live instead of being released first as memcheck
+/// does. Tests of exact never-freed records use it.
+pub fn leakhunt_run_noscan(dir: &Path, prog: &Path, args: &[&str]) -> Run {
+    let name = prog
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "prog".into());
+    let trace = dir.join(format!("{name}.trace"));
+    run_with(dir, &trace, prog, args, &[("LEAKHUNT_SCAN", "0")])
+}
+
 /// `leakhunt run -o TRACE -- prog args`, run in `dir`.
 pub fn leakhunt_run_to(dir: &Path, trace: &Path, prog: &Path, args: &[&str]) -> Run {
+    run_with(dir, trace, prog, args, &[])
+}
+
+fn run_with(dir: &Path, trace: &Path, prog: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = run_cmd(
         leakhunt_cmd()
+            .envs(env.iter().copied())
             .current_dir(dir)
             .arg("run")
             .arg("-o")
@@ -521,7 +539,10 @@ pub fn report_json(trace: &Path) -> Value {
 
 /// `leakhunt report TRACE` (text). Panics if the report fails.
 pub fn report_text(trace: &Path) -> String {
-    let o = run_cmd(leakhunt_cmd().arg("report").arg(trace), TIMEOUT);
+    let o = run_cmd(
+        leakhunt_cmd().args(["report", "--show", "all"]).arg(trace),
+        TIMEOUT,
+    );
     assert!(
         o.status.success(),
         "leakhunt report {} failed ({:?}):\n{}",

@@ -118,7 +118,7 @@ fn cpp_entry_points_exact_totals_and_records() {
     let Some(prog) = compile(dir.path(), "entry_points_cpp.cpp", &[]) else {
         return;
     };
-    let run = leakhunt_run(dir.path(), &prog, &[]);
+    let run = leakhunt_run_noscan(dir.path(), &prog, &[]);
     assert_eq!(
         run.out.code(),
         Some(0),
@@ -203,7 +203,7 @@ fn allocation_before_recorder_init_is_symbolized() {
     let Some(prog) = compile(dir.path(), "entry_points_cpp.cpp", &[]) else {
         return;
     };
-    let run = leakhunt_run(dir.path(), &prog, &[]);
+    let run = leakhunt_run_noscan(dir.path(), &prog, &[]);
     let v = report_json(&run.trace);
     let pool = record_of_bytes(&v, EMERGENCY_POOL_BYTES);
     let named: Vec<&serde_json::Value> = frames(pool)

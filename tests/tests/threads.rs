@@ -37,7 +37,7 @@ fn stress_exact_totals_three_runs() {
         return;
     };
     for i in 0..3 {
-        let run = leakhunt_run(dir.path(), &prog, &[STRESS_N]);
+        let run = leakhunt_run_noscan(dir.path(), &prog, &[STRESS_N]);
         assert_eq!(run.out.code(), Some(0), "run {i}: {}", run.out.stderr);
         // stress.c prints with printf: its counts are on stdout.
         let c = key_values(
@@ -106,7 +106,7 @@ fn thread_exit(mode: &[&str]) {
     let Some(prog) = compile(dir.path(), "thread_exit.c", &["-pthread"]) else {
         return;
     };
-    let run = leakhunt_run(dir.path(), &prog, mode);
+    let run = leakhunt_run_noscan(dir.path(), &prog, mode);
     assert_eq!(
         run.out.code(),
         Some(42),
