@@ -18,6 +18,7 @@
 use crate::guard::Guard;
 use crate::stop;
 use crate::writer::{self, STATE};
+use core::ffi::c_void;
 use core::sync::atomic::Ordering;
 use leakhunt_format::{LeakKind, Record, ScanInfo};
 use std::time::{Duration, Instant};
@@ -95,6 +96,74 @@ fn freeres_functions() -> Vec<extern "C" fn()> {
                     p,
                 ));
             }
+        }
+    }
+    out
+}
+
+/// glibc's `struct dl_phdr_info` with the TLS fields the libc crate leaves out.
+#[repr(C)]
+struct PhdrInfo {
+    addr: u64,
+    name: *const libc::c_char,
+    phdr: *const libc::Elf64_Phdr,
+    phnum: u16,
+    adds: u64,
+    subs: u64,
+    tls_modid: usize,
+    tls_data: *mut c_void,
+}
+
+/// Where our own thread-local data sits relative to each thread's thread
+/// pointer, and its size: (offset, size). It holds copies of the program's
+/// registers (the unwinder's memo of the last walk), which must not count as
+/// roots. Static TLS is at the same offset from the thread pointer in every
+/// thread.
+fn own_tls() -> Option<(i64, u64)> {
+    unsafe extern "C" fn cb(
+        info: *mut libc::dl_phdr_info,
+        size: usize,
+        data: *mut c_void,
+    ) -> libc::c_int {
+        // SAFETY: the loader passes a valid info of `size` bytes; we read the
+        // TLS fields only when it is large enough to have them.
+        unsafe {
+            let out = &mut *(data as *mut Option<(u64, u64)>);
+            let info = &*(info as *const PhdrInfo);
+            if size < core::mem::size_of::<PhdrInfo>() || info.addr != crate::stack::self_base() {
+                return 0;
+            }
+            let phdrs = core::slice::from_raw_parts(info.phdr, info.phnum as usize);
+            if let Some(tls) = phdrs.iter().find(|p| p.p_type == libc::PT_TLS) {
+                if !info.tls_data.is_null() {
+                    *out = Some((info.tls_data as u64, tls.p_memsz));
+                }
+            }
+            1
+        }
+    }
+    let mut found: Option<(u64, u64)> = None;
+    // SAFETY: the callback only reads what the loader passes it.
+    unsafe { libc::dl_iterate_phdr(Some(cb), (&mut found as *mut Option<(u64, u64)>).cast()) };
+    let (data, size) = found?;
+    Some((data as i64 - stop::thread_pointer() as i64, size))
+}
+
+/// `ranges` minus `holes` (both sorted, non-overlapping).
+fn subtract(ranges: Vec<(u64, u64)>, holes: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out = Vec::with_capacity(ranges.len() + holes.len());
+    for (mut lo, hi) in ranges {
+        for &(hlo, hhi) in holes {
+            if hlo >= hi || hhi <= lo {
+                continue;
+            }
+            if hlo > lo {
+                out.push((lo, hlo));
+            }
+            lo = lo.max(hhi);
+        }
+        if lo < hi {
+            out.push((lo, hi));
         }
     }
     out
@@ -225,13 +294,14 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
     }
     let t0 = Instant::now();
     let me = stop::gettid();
-    let (stopped, missed, freeres) = {
+    let (stopped, missed, freeres, own_tls) = {
         let Some(_g) = Guard::enter() else { return };
         if writer::WRITER_PID.load(Ordering::Relaxed) != std::process::id() {
             return;
         }
+        let tls = own_tls();
         let (s, m) = stop::stop_world(me);
-        (s, m, freeres_functions())
+        (s, m, freeres_functions(), tls)
     };
     // Unguarded: these frees are the program's runtime's, and are recorded.
     for f in &freeres {
@@ -296,6 +366,16 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
         stacks(p.sp, p.fs, &mut ranges);
     }
     let ranges = merge(ranges);
+    let mut holes: Vec<(u64, u64)> = Vec::new();
+    if let Some((off, size)) = own_tls {
+        let mut tps: Vec<u64> = stop::parked().iter().map(|p| p.fs).collect();
+        tps.push(stop::thread_pointer());
+        for tp in tps.into_iter().filter(|&tp| tp != 0) {
+            let lo = (tp as i64 + off) as u64;
+            holes.push((lo, lo + size));
+        }
+    }
+    let ranges = subtract(ranges, &merge(holes));
     if debug {
         debug_roots(&ranges, &words, &blocks, &maps, entry_sp);
     }
