@@ -112,6 +112,12 @@ enum Cmd {
         kinds: Kinds,
         #[arg(long)]
         title: Option<String>,
+        /// Icicle graph: the outermost frames at the top.
+        #[arg(long)]
+        inverted: bool,
+        /// Leave out stacks holding less than this share of the total (percent).
+        #[arg(long, value_name = "PERCENT", default_value_t = 0.0)]
+        min_share: f64,
     },
     /// Print every record of a trace, one per line (for debugging leakhunt).
     #[command(hide = true)]
@@ -276,10 +282,23 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             what,
             kinds,
             title,
+            inverted,
+            min_share,
         } => {
-            let m = load(&trace)?;
+            let mut m = load(&trace)?;
+            if what == flamegraph::What::Peak {
+                // The live heap as it stood at the peak: a second pass that stops there.
+                let totals = m.totals.clone();
+                m = Model::load_until(&trace, m.peak_record)?;
+                m.totals = totals;
+            }
+            let style = flamegraph::Style {
+                title,
+                inverted,
+                min_share,
+            };
             let mut buf = Vec::new();
-            flamegraph::render(&m, what, &kinds.0, title.as_deref(), &mut buf)?;
+            flamegraph::render(&m, what, &kinds.0, &style, &mut buf)?;
             std::fs::write(&output, buf)
                 .with_context(|| format!("cannot write {}", output.display()))?;
             eprintln!("leakhunt: wrote {}", output.display());

@@ -47,6 +47,10 @@ pub struct Verdict {
 pub struct StackTotals {
     pub allocations: u64,
     pub allocated_bytes: u64,
+    /// Allocations freed before their thread allocated anything else
+    /// (heaptrack's "temporary").
+    pub temporary: u64,
+    pub temporary_bytes: u64,
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -97,6 +101,8 @@ pub struct Model {
     pub peak_rss: u64,
     pub records: u64,
     pub file_bytes: u64,
+    /// Records read when the live heap was at its peak (see `load_until`).
+    pub peak_record: u64,
     /// The exit scan, when the process exited normally.
     pub scan: Option<ScanInfo>,
     /// Verdicts by block address (blocks without one are still reachable).
@@ -127,7 +133,31 @@ impl Model {
         Ok(m)
     }
 
-    pub fn replay<R: std::io::Read>(mut reader: TraceReader<R>) -> Result<Model, FormatError> {
+    pub fn replay<R: std::io::Read>(reader: TraceReader<R>) -> Result<Model, FormatError> {
+        Model::replay_until(reader, u64::MAX)
+    }
+
+    /// The model as it stood after `limit` records (the live blocks at that
+    /// moment: `peak_record` gives the moment of the peak).
+    pub fn load_until(path: &Path, limit: u64) -> Result<Model, LoadError> {
+        let p = path.display().to_string();
+        let file = File::open(path).map_err(|err| LoadError::Open {
+            path: p.clone(),
+            err,
+        })?;
+        let reader = TraceReader::new(BufReader::with_capacity(1 << 20, file)).map_err(|err| {
+            LoadError::Format {
+                path: p.clone(),
+                err,
+            }
+        })?;
+        Model::replay_until(reader, limit).map_err(|err| LoadError::Format { path: p, err })
+    }
+
+    pub fn replay_until<R: std::io::Read>(
+        mut reader: TraceReader<R>,
+        limit: u64,
+    ) -> Result<Model, FormatError> {
         let mut m = Model {
             nodes: vec![(0, 0)],
             ..Default::default()
@@ -136,7 +166,13 @@ impl Model {
         let mut last_unload_node = 0u64;
         let mut live_bytes = 0u64;
         let mut tids = std::collections::HashSet::new();
-        while let Some(r) = reader.next_record()? {
+        let mut tid = 0u32;
+        // Per thread, the last block it allocated, while it is the last.
+        let mut last_alloc: HashMap<u32, u64> = HashMap::new();
+        while m.records < limit {
+            let Some(r) = reader.next_record()? else {
+                break;
+            };
             m.records += 1;
             if m.end.is_some() && !matches!(r, Record::ExitStatus { .. } | Record::Rss { .. }) {
                 // An exec that failed: the image went on after its END.
@@ -174,8 +210,9 @@ impl Model {
                     }
                     m.nodes.push((parent.min(m.nodes.len() as u64 - 1), ip));
                 }
-                Record::Thread { tid } => {
-                    tids.insert(tid);
+                Record::Thread { tid: t } => {
+                    tid = t;
+                    tids.insert(t);
                 }
                 Record::Time { us } => now_us = us,
                 Record::Alloc {
@@ -195,11 +232,18 @@ impl Model {
                         live_bytes -= old.size;
                     }
                     live_bytes += size;
+                    last_alloc.insert(tid, ptr);
                 }
                 Record::Free { ptr } => match m.live.remove(&ptr) {
                     Some(old) => {
                         m.totals.frees += 1;
                         live_bytes -= old.size;
+                        if last_alloc.get(&tid) == Some(&ptr) {
+                            last_alloc.remove(&tid);
+                            let s = m.by_stack.entry(old.stack).or_default();
+                            s.temporary += 1;
+                            s.temporary_bytes += old.size;
+                        }
                     }
                     None => m.inconsistencies += 1,
                 },
@@ -234,6 +278,7 @@ impl Model {
                         live_bytes -= old.size;
                     }
                     live_bytes += size;
+                    last_alloc.insert(tid, ptr);
                 }
                 Record::Inherited { ptr, size, stack } => {
                     m.totals.inherited_blocks += 1;
@@ -280,6 +325,7 @@ impl Model {
             if live_bytes > m.totals.peak_bytes {
                 m.totals.peak_bytes = live_bytes;
                 m.totals.peak_time_us = now_us;
+                m.peak_record = m.records;
             }
         }
         m.duration_us = now_us;
