@@ -119,6 +119,12 @@ enum Cmd {
         #[arg(long, value_name = "PERCENT", default_value_t = 0.0)]
         min_share: f64,
     },
+    /// Draw the memory curve (live heap, RSS, the peak) with its verdict as an SVG.
+    Timeline {
+        trace: PathBuf,
+        #[arg(short, long, value_name = "OUT.svg")]
+        output: PathBuf,
+    },
     /// Print every record of a trace, one per line (for debugging leakhunt).
     #[command(hide = true)]
     Dump { trace: PathBuf },
@@ -258,6 +264,24 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 );
                 return Ok(ExitCode::from(1));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Timeline { trace, output } => {
+            let m = load(&trace)?;
+            let program = m
+                .process
+                .as_ref()
+                .map(|p| p.argv.join(" "))
+                .unwrap_or_default();
+            let svg = leakhunt_cli::timeline::svg(
+                &m.timeline,
+                m.duration_us,
+                (m.totals.peak_time_us, m.totals.peak_bytes),
+                &program,
+            );
+            std::fs::write(&output, svg)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            eprintln!("leakhunt: wrote {}", output.display());
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Dump { trace } => {

@@ -101,6 +101,8 @@ pub struct Model {
     pub peak_rss: u64,
     pub records: u64,
     pub file_bytes: u64,
+    /// The curve and per-call-site growth (see `timeline.rs`).
+    pub timeline: crate::timeline::Timeline,
     /// Records read when the live heap was at its peak (see `load_until`).
     pub peak_record: u64,
     /// The exit scan, when the process exited normally.
@@ -233,11 +235,13 @@ impl Model {
                     }
                     live_bytes += size;
                     last_alloc.insert(tid, ptr);
+                    m.timeline.alloc(stack, size, now_us);
                 }
                 Record::Free { ptr } => match m.live.remove(&ptr) {
                     Some(old) => {
                         m.totals.frees += 1;
                         live_bytes -= old.size;
+                        m.timeline.free(old.stack, old.size, now_us);
                         if last_alloc.get(&tid) == Some(&ptr) {
                             last_alloc.remove(&tid);
                             let s = m.by_stack.entry(old.stack).or_default();
@@ -263,6 +267,7 @@ impl Model {
                         Some(old) => {
                             m.totals.frees += 1;
                             live_bytes -= old.size;
+                            m.timeline.free(old.stack, old.size, now_us);
                         }
                         None => m.inconsistencies += 1,
                     }
@@ -279,8 +284,10 @@ impl Model {
                     }
                     live_bytes += size;
                     last_alloc.insert(tid, ptr);
+                    m.timeline.alloc(stack, size, now_us);
                 }
                 Record::Inherited { ptr, size, stack } => {
+                    m.timeline.alloc(stack, size, now_us);
                     m.totals.inherited_blocks += 1;
                     m.totals.inherited_bytes += size;
                     if let Some(old) = m.live.insert(
@@ -297,7 +304,10 @@ impl Model {
                 }
                 Record::Mmap { .. } => m.totals.mmaps += 1,
                 Record::Munmap { .. } => m.totals.munmaps += 1,
-                Record::Rss { bytes } => m.peak_rss = m.peak_rss.max(bytes),
+                Record::Rss { bytes } => {
+                    m.peak_rss = m.peak_rss.max(bytes);
+                    m.timeline.rss(bytes);
+                }
                 Record::End(e) => m.end = Some(e),
                 Record::LeakScan(info) => {
                     m.scan = Some(info);
@@ -322,6 +332,7 @@ impl Model {
                 }
                 Record::ExitStatus { code, signal } => m.exit_status = Some((code, signal)),
             }
+            m.timeline.sample(now_us, live_bytes);
             if live_bytes > m.totals.peak_bytes {
                 m.totals.peak_bytes = live_bytes;
                 m.totals.peak_time_us = now_us;

@@ -209,6 +209,8 @@ pub fn to_json(model: &Model, opts: &Options, supp: &dyn Suppressor) -> Value {
         },
         "records": recs,
         "records_total": live.len(),
+        "timeline": timeline_json(model),
+        "growth": growth_json(model, &mut stacks, opts),
         "trace": {
             "complete": model.end.is_some() && model.cut.is_none(),
             "cut": model.cut.as_ref().map(cut_text),
@@ -223,6 +225,83 @@ pub fn to_json(model: &Model, opts: &Options, supp: &dyn Suppressor) -> Value {
         },
         "warnings": stacks.warnings(),
     })
+}
+
+fn timeline_json(model: &Model) -> Value {
+    let v = crate::timeline::verdict(&model.timeline, model.duration_us);
+    json!({
+        "verdict": v.as_ref().map(|(v, _)| v.name()),
+        "duration_ms": model.duration_us as f64 / 1000.0,
+        "evidence": v.map(|(_, e)| e),
+    })
+}
+
+fn growth_json(model: &Model, stacks: &mut Stacks, opts: &Options) -> Value {
+    let g = crate::timeline::growth(&model.timeline, model.duration_us);
+    let n = if opts.limit == 0 {
+        g.len()
+    } else {
+        g.len().min(opts.limit)
+    };
+    Value::Array(
+        g[..n]
+            .iter()
+            .map(|g| {
+                let all = stacks.frames(g.stack);
+                json!({
+                    "bytes": g.bytes,
+                    "blocks": g.blocks,
+                    "share": g.share,
+                    "freed_at_exit": g.freed_at_exit,
+                    "checkpoints": g.checkpoints.iter().map(|(ms, b)| json!({"ms": ms, "bytes": b})).collect::<Vec<_>>(),
+                    "stack": shown_frames(&all, opts.depth).iter().map(frame_json).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The verdict and the growing call sites, for the text report.
+fn growth_text(model: &Model, stacks: &mut Stacks, o: &mut String) {
+    let Some((v, e)) = crate::timeline::verdict(&model.timeline, model.duration_us) else {
+        return;
+    };
+    let _ = writeln!(
+        o,
+        "HEAP GROWTH: {} (minima {:+.0} bytes/s over {:.1} s, {:.0}% of windows rising, fit {:.2})",
+        v.name(),
+        e.minima_slope_bytes_per_s,
+        e.to_ms / 1000.0,
+        e.consistency * 100.0,
+        e.fit
+    );
+    let growth = crate::timeline::growth(&model.timeline, model.duration_us);
+    for g in growth.iter().take(5) {
+        let all = stacks.frames(g.stack);
+        let site = shown_frames(&all, 3)
+            .iter()
+            .map(frame_name)
+            .collect::<Vec<_>>()
+            .join(" < ");
+        let _ = writeln!(
+            o,
+            "   +{} in {} ({:.0}% of the growth){}: {}",
+            plural(g.bytes, "byte", "bytes"),
+            plural(g.blocks, "block", "blocks"),
+            g.share * 100.0,
+            if g.freed_at_exit {
+                ", freed only at exit"
+            } else {
+                ""
+            },
+            if site.is_empty() {
+                "(no stack)".to_string()
+            } else {
+                site
+            }
+        );
+    }
+    let _ = writeln!(o);
 }
 
 /// Why a trace has no leak kinds.
@@ -482,6 +561,7 @@ pub fn to_text(model: &Model, opts: &Options, supp: &dyn Suppressor) -> String {
     if a.scanned && n == 0 {
         let _ = writeln!(o, "All heap blocks were freed -- no leaks are possible\n");
     }
+    growth_text(model, &mut stacks, &mut o);
     o.push_str(&leak_summary(model, &a));
     if a.scanned {
         let hidden: Vec<&str> = [LeakKind::IndirectlyLost, LeakKind::StillReachable]

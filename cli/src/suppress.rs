@@ -140,9 +140,11 @@ const BUILTIN: &str = r#"
    fun:_IO_file_doallocate
 }
 
-# The DTV of a thread's static TLS: glibc caches the stacks of finished threads
-# with their TCB and DTV (nptl/allocatestack.c, elf/dl-tls.c); the cache holds
-# only an interior pointer, hence "possible".
+# The DTV of a thread's static TLS (nptl/allocatestack.c, elf/dl-tls.c): the
+# thread descriptor, or glibc's cache of finished threads' stacks, holds only an
+# interior pointer to it, hence "possible". memcheck reports those of threads
+# still alive at exit as possibly lost; they are the runtime's, so we hide them
+# (and say how many).
 {
    leakhunt-builtin:glibc-thread-dtv
    Memcheck:Leak

@@ -29,6 +29,7 @@ struct Map {
     hi: u64,
     read: bool,
     write: bool,
+    exec: bool,
     path: String,
 }
 
@@ -53,6 +54,7 @@ fn read_maps() -> Vec<Map> {
             hi,
             read: p.first() == Some(&b'r'),
             write: p.get(1) == Some(&b'w'),
+            exec: p.get(2) == Some(&b'x'),
             path,
         });
     }
@@ -173,6 +175,28 @@ fn subtract(ranges: Vec<(u64, u64)>, holes: &[(u64, u64)]) -> Vec<(u64, u64)> {
 /// it is asked about lies in a readable mapping or a live heap block.
 struct Memory<'a> {
     maps: &'a [Map],
+    blocks: &'a [leakhunt_leakcheck::Block],
+    /// glibc's writable data, where `main_arena` keeps its bins and top.
+    allocator_data: (u64, u64),
+}
+
+/// glibc's chunk size for a request of `n` bytes (`request2size`).
+fn chunk_size(n: u64) -> u64 {
+    (n + 8 + 15).max(32) & !15
+}
+
+impl Memory<'_> {
+    /// Whether `w`, read from the allocator's own data, is the allocator's
+    /// pointer to a chunk header that happens to lie inside the previous
+    /// block (its last 8 bytes double as the next chunk's `prev_size`).
+    /// memcheck's allocator is its own and never leaves such words around.
+    fn is_chunk_header(&self, w: u64) -> bool {
+        let i = self.blocks.partition_point(|b| b.start <= w);
+        let Some(b) = i.checked_sub(1).map(|i| self.blocks[i]) else {
+            return false;
+        };
+        w > b.start && w < b.start + b.size && w == b.start - 16 + chunk_size(b.size)
+    }
 }
 
 impl leakhunt_leakcheck::Memory for Memory<'_> {
@@ -183,11 +207,31 @@ impl leakhunt_leakcheck::Memory for Memory<'_> {
         }
         // SAFETY: the classifier reads root ranges (checked against the maps)
         // and the insides of live heap blocks; both are mapped and readable.
-        Some(unsafe { core::ptr::read_volatile(addr as *const u64) })
+        let w = unsafe { core::ptr::read_volatile(addr as *const u64) };
+        if addr >= self.allocator_data.0 && addr < self.allocator_data.1 && self.is_chunk_header(w)
+        {
+            return None;
+        }
+        Some(w)
     }
 
     fn is_vtable_location(&self, addr: u64) -> bool {
-        map_of(self.maps, addr).is_some_and(|m| m.read && !m.write && !m.path.is_empty())
+        let mapping_at = |a: u64| {
+            map_of(self.maps, a).map(|m| leakhunt_leakcheck::Mapping {
+                start: m.lo,
+                end: m.hi,
+                readable: m.read,
+                executable: m.exec,
+                file_backed: m.path.starts_with('/'),
+            })
+        };
+        let read = |a: u64| {
+            map_of(self.maps, a)
+                .filter(|m| m.read)
+                // SAFETY: a readable mapping of this process.
+                .map(|_| unsafe { core::ptr::read_volatile(a as *const u64) })
+        };
+        leakhunt_leakcheck::memcheck_vtable_check(addr, mapping_at, read)
     }
 }
 
@@ -348,6 +392,25 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
     for (addr, len) in st.app_mappings() {
         add_range(&mut ranges, &maps, addr, addr + len);
     }
+    // glibc's writable data (its main_arena): words there that point at chunk
+    // headers are the allocator's, not the program's.
+    let allocator_data = st
+        .modules()
+        .iter()
+        .filter(|m| {
+            m.path
+                .rsplit('/')
+                .next()
+                .is_some_and(|f| f.starts_with("libc.so"))
+        })
+        .flat_map(|m| {
+            m.segments
+                .iter()
+                .filter(|s| s.flags & 2 != 0)
+                .map(move |s| (m.base + s.vaddr, m.base + s.vaddr + s.memsz))
+        })
+        .next()
+        .unwrap_or((0, 0));
     let mut words: Vec<u64> = entry_regs.to_vec();
     let stacks = |sp: u64, fs: u64, ranges: &mut Vec<(u64, u64)>| {
         if let Some(m) = map_of(&maps, sp) {
@@ -386,7 +449,11 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
             ranges: &ranges,
             words: &words,
         },
-        &Memory { maps: &maps },
+        &Memory {
+            maps: &maps,
+            blocks: &blocks,
+            allocator_data,
+        },
     );
     let info = ScanInfo {
         blocks: blocks.len() as u64,
