@@ -11,3 +11,4 @@ pub mod run;
 pub mod stacks;
 pub mod suppress;
 pub mod symbolize;
+pub mod timeline;
