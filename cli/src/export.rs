@@ -136,7 +136,6 @@ fn profile_proto(model: &Model) -> Vec<u8> {
         });
     }
     for (i, map) in b.mappings.iter().enumerate() {
-        let used = map.locations > 0;
         p.message(3, |m| {
             m.uint64(1, i as u64 + 1);
             m.uint64(2, map.start);
@@ -144,11 +143,11 @@ fn profile_proto(model: &Model) -> Vec<u8> {
             m.uint64(4, map.file_offset);
             m.int64(5, map.filename);
             m.int64(6, map.build_id);
-            m.bool(7, used && map.all_functions);
-            m.bool(8, used && map.all_files);
-            m.bool(9, used && map.all_lines);
+            m.bool(7, map.any_functions);
+            m.bool(8, map.any_files);
+            m.bool(9, map.any_lines);
             // Line numbers come from DWARF, which also expands inlined calls.
-            m.bool(10, used && map.all_lines);
+            m.bool(10, map.any_lines);
         });
     }
     for (i, loc) in b.locations.iter().enumerate() {
@@ -193,6 +192,9 @@ fn profile_proto(model: &Model) -> Vec<u8> {
     p.buf
 }
 
+/// The lines of one location: (function id, line), innermost (inlined) first.
+type Lines = Vec<(u64, i64)>;
+
 struct FunctionOut {
     name: i64,
     system_name: i64,
@@ -203,8 +205,7 @@ struct LocationOut {
     /// 0: no recorded module covers the address.
     mapping: u64,
     address: u64,
-    /// (function id, line), innermost (inlined) first.
-    lines: Vec<(u64, i64)>,
+    lines: Lines,
 }
 
 struct MappingOut {
@@ -215,10 +216,13 @@ struct MappingOut {
     file_offset: u64,
     filename: i64,
     build_id: i64,
-    locations: u64,
-    all_functions: bool,
-    all_files: bool,
-    all_lines: bool,
+    /// Whether the symbolizer found function names, file names, line
+    /// numbers for the module (for any of its locations: what pprof's own
+    /// symbolizer sets once it has looked a module up; `_start` without
+    /// debug info beside DWARF-described code does not clear them).
+    any_functions: bool,
+    any_files: bool,
+    any_lines: bool,
 }
 
 struct Builder<'a> {
@@ -229,7 +233,7 @@ struct Builder<'a> {
     functions: Vec<FunctionOut>,
     function_ids: HashMap<(String, Option<String>), u64>,
     locations: Vec<LocationOut>,
-    location_ids: HashMap<(u64, u64, Vec<(u64, i64)>), u64>,
+    location_ids: HashMap<(u64, u64, Lines), u64>,
     mappings: Vec<MappingOut>,
     /// (start, end, mapping index) sorted by start, and the running maximum
     /// of `end` so that a lookup can stop early.
@@ -279,17 +283,20 @@ impl<'a> Builder<'a> {
                     continue;
                 }
                 b.ranges.push((start, limit, b.mappings.len()));
+                // As the kernel maps it (and /proc/PID/maps, which pprof's
+                // tools expect, shows it): whole pages.
+                const PAGE: u64 = 4096;
+                let lead = start % PAGE;
                 b.mappings.push(MappingOut {
                     span,
-                    start,
-                    limit,
-                    file_offset: seg.file_offset,
+                    start: start - lead,
+                    limit: limit.checked_next_multiple_of(PAGE).unwrap_or(limit),
+                    file_offset: seg.file_offset.saturating_sub(lead),
                     filename,
                     build_id,
-                    locations: 0,
-                    all_functions: true,
-                    all_files: true,
-                    all_lines: true,
+                    any_functions: false,
+                    any_files: false,
+                    any_lines: false,
                 });
             }
         }
@@ -409,26 +416,20 @@ impl<'a> Builder<'a> {
         } else {
             self.mapping_of(address, node)
         };
-        let lines: Vec<(u64, i64)> = group
+        let lines: Lines = group
             .iter()
             .map(|f| (self.function(f), f.line.map_or(0, i64::from)))
             .collect();
-        let key = (mapping, address, lines);
-        if let Some(&id) = self.location_ids.get(&key) {
-            return id;
-        }
         if mapping != 0 {
             let m = &mut self.mappings[mapping as usize - 1];
-            m.locations += 1;
-            m.all_functions &= group.iter().all(|f| f.function.is_some());
-            m.all_files &= group.iter().all(|f| f.file.is_some());
-            m.all_lines &= group.iter().all(|f| f.line.is_some());
+            m.any_functions |= group.iter().any(|f| f.function.is_some());
+            m.any_files |= group.iter().any(|f| f.file.is_some());
+            m.any_lines |= group.iter().any(|f| f.line.is_some());
         }
-        let (mapping, address, lines) = key;
         self.intern_location(mapping, address, lines)
     }
 
-    fn intern_location(&mut self, mapping: u64, address: u64, lines: Vec<(u64, i64)>) -> u64 {
+    fn intern_location(&mut self, mapping: u64, address: u64, lines: Lines) -> u64 {
         let key = (mapping, address, lines);
         if let Some(&id) = self.location_ids.get(&key) {
             return id;
