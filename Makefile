@@ -33,7 +33,11 @@ demo: deps build
 	$(LEAKHUNT) report $(DEMO_DIR)/leaky.trace
 	$(LEAKHUNT) flamegraph $(DEMO_DIR)/leaky.trace --what leaked -o $(DEMO_DIR)/leaked.svg
 	$(LEAKHUNT) flamegraph $(DEMO_DIR)/leaky.trace --what allocated -o $(DEMO_DIR)/allocated.svg
-	@echo "demo: trace, report and SVGs are in $(DEMO_DIR)/"
+	gcc -g -O1 -o $(DEMO_DIR)/service scripts/demo/service.c
+	$(LEAKHUNT) run -o $(DEMO_DIR)/service.trace -- $(DEMO_DIR)/service leaky 3000 500
+	$(LEAKHUNT) report $(DEMO_DIR)/service.trace | sed -n '/HEAP GROWTH/,/^$$/p'
+	$(LEAKHUNT) timeline $(DEMO_DIR)/service.trace -o $(DEMO_DIR)/curve.svg
+	@echo "demo: traces, reports and SVGs are in $(DEMO_DIR)/"
 
 test: deps build
 	$(CARGO) test --release --workspace

@@ -180,8 +180,15 @@ pub fn render(
         .as_ref()
         .map(|p| p.argv.join(" "))
         .unwrap_or_default();
-    let kind_names: Vec<&str> = kinds.iter().map(|k| k.describe()).collect();
-    let leaked_label = format!("bytes {}", kind_names.join(" or "));
+    let kind_names: Vec<&str> = kinds
+        .iter()
+        .map(|k| k.describe().trim_end_matches(" lost"))
+        .collect();
+    let leaked_label = if kinds.iter().all(|k| *k != LeakKind::StillReachable) {
+        format!("bytes lost ({})", kind_names.join(", "))
+    } else {
+        format!("bytes leaked ({})", kind_names.join(", "))
+    };
     let peak_label = format!(
         "bytes live at the peak ({:.3} s)",
         model.totals.peak_time_us as f64 / 1e6

@@ -28,6 +28,14 @@ enum Format {
     Json,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    /// "outer;...;inner WEIGHT" lines.
+    Collapsed,
+    /// A gzipped profile.proto with allocated, leaked and in-use samples.
+    Pprof,
+}
+
 /// Suppressions, as memcheck and LeakSanitizer users write them.
 #[derive(Args, Clone)]
 struct SuppressArgs {
@@ -118,6 +126,21 @@ enum Cmd {
         /// Leave out stacks holding less than this share of the total (percent).
         #[arg(long, value_name = "PERCENT", default_value_t = 0.0)]
         min_share: f64,
+    },
+    /// Export a trace for other tools: collapsed stacks (flamegraph.pl,
+    /// speedscope) or a gzipped pprof profile (go tool pprof, Pyroscope, Parca, Grafana).
+    Export {
+        trace: PathBuf,
+        #[arg(long, value_enum, default_value = "pprof")]
+        format: ExportFormat,
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// For collapsed stacks: what the weights count.
+        #[arg(long, value_enum, default_value = "leaked")]
+        what: flamegraph::What,
+        /// For collapsed stacks with --what leaked: which leak kinds count.
+        #[arg(long, value_name = "KINDS", value_parser = kinds, default_value = "definite,indirect,possible")]
+        kinds: Kinds,
     },
     /// Draw the memory curve (live heap, RSS, the peak) with its verdict as an SVG.
     Timeline {
@@ -264,6 +287,30 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 );
                 return Ok(ExitCode::from(1));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Export {
+            trace,
+            format,
+            output,
+            what,
+            kinds,
+        } => {
+            let mut m = load(&trace)?;
+            if what == flamegraph::What::Peak {
+                let totals = m.totals.clone();
+                m = Model::load_until(&trace, m.peak_record)?;
+                m.totals = totals;
+            }
+            let bytes = match format {
+                ExportFormat::Collapsed => {
+                    leakhunt_cli::export::collapsed(&m, what, &kinds.0).into_bytes()
+                }
+                ExportFormat::Pprof => leakhunt_cli::export::pprof(&m)?,
+            };
+            std::fs::write(&output, bytes)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            eprintln!("leakhunt: wrote {}", output.display());
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Timeline { trace, output } => {
