@@ -255,7 +255,7 @@ fn xml_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn empty_svg(title: &str, subtitle: &str, mut out: impl Write) -> anyhow::Result<()> {
+pub(crate) fn empty_svg(title: &str, subtitle: &str, mut out: impl Write) -> anyhow::Result<()> {
     write!(
         out,
         r##"<?xml version="1.0" standalone="no"?>

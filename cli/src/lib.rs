@@ -2,6 +2,7 @@
 //! report, draw or export it. `main.rs` only parses arguments and maps errors
 //! to exit codes.
 
+pub mod diff;
 pub mod export;
 pub mod flamegraph;
 pub mod leaks;

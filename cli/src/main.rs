@@ -105,6 +105,12 @@ enum Cmd {
         /// Print a valgrind suppression for each loss record shown.
         #[arg(long)]
         gen_suppressions: bool,
+        /// Compare the live heap between two moments instead (milliseconds
+        /// into the run; --to defaults to the end).
+        #[arg(long, value_name = "MS")]
+        from: Option<f64>,
+        #[arg(long, value_name = "MS", requires = "from")]
+        to: Option<f64>,
         #[command(flatten)]
         suppress: SuppressArgs,
     },
@@ -142,6 +148,20 @@ enum Cmd {
         #[arg(long, value_name = "KINDS", value_parser = kinds, default_value = "definite,indirect,possible")]
         kinds: Kinds,
     },
+    /// Compare the live heap at the end of two traces: which call sites gained
+    /// or lost bytes and blocks, largest change first.
+    Diff {
+        before: PathBuf,
+        after: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Also draw a differential flamegraph.
+        #[arg(short, long, value_name = "OUT.svg")]
+        output: Option<PathBuf>,
+        /// Call sites to show (0: all).
+        #[arg(long, default_value_t = 25)]
+        limit: usize,
+    },
     /// Draw the memory curve (live heap, RSS, the peak) with its verdict as an SVG.
     Timeline {
         trace: PathBuf,
@@ -176,6 +196,30 @@ fn write_stdout(s: &str) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         r => r.context("cannot write to standard output"),
     }
+}
+
+fn print_diff(
+    a: &Model,
+    b: &Model,
+    what: &str,
+    format: Format,
+    svg: Option<&Path>,
+    limit: usize,
+) -> Result<ExitCode> {
+    let changes = leakhunt_cli::diff::compare(a, b);
+    match format {
+        Format::Text => write_stdout(&leakhunt_cli::diff::to_text(&changes, what, limit))?,
+        Format::Json => write_stdout(
+            &(serde_json::to_string_pretty(&leakhunt_cli::diff::to_json(&changes, what))? + "\n"),
+        )?,
+    }
+    if let Some(out) = svg {
+        let mut buf = Vec::new();
+        leakhunt_cli::diff::svg(&changes, what, &mut buf)?;
+        std::fs::write(out, buf).with_context(|| format!("cannot write {}", out.display()))?;
+        eprintln!("leakhunt: wrote {}", out.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn real_main(cli: Cli) -> Result<ExitCode> {
@@ -257,7 +301,22 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             depth,
             gen_suppressions,
             suppress,
+            from,
+            to,
         } => {
+            if let Some(from) = from {
+                let before = Model::load_at_time(&trace, from)?;
+                let after = match to {
+                    Some(t) => Model::load_at_time(&trace, t)?,
+                    None => load(&trace)?,
+                };
+                let what = format!(
+                    "{} ms to {}",
+                    from,
+                    to.map_or("the end".to_string(), |t| format!("{t} ms"))
+                );
+                return print_diff(&before, &after, &what, format, None, limit.unwrap_or(25));
+            }
             let supp = suppress.load()?;
             let m = load(&trace)?;
             let mut opts = report::Options {
@@ -312,6 +371,18 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 .with_context(|| format!("cannot write {}", output.display()))?;
             eprintln!("leakhunt: wrote {}", output.display());
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Diff {
+            before,
+            after,
+            format,
+            output,
+            limit,
+        } => {
+            let a = load(&before)?;
+            let b = load(&after)?;
+            let what = format!("{} -> {}", before.display(), after.display());
+            print_diff(&a, &b, &what, format, output.as_deref(), limit)
         }
         Cmd::Timeline { trace, output } => {
             let m = load(&trace)?;

@@ -136,12 +136,21 @@ impl Model {
     }
 
     pub fn replay<R: std::io::Read>(reader: TraceReader<R>) -> Result<Model, FormatError> {
-        Model::replay_until(reader, u64::MAX)
+        Model::replay_until(reader, u64::MAX, u64::MAX)
+    }
+
+    /// The model as it stood at `ms` milliseconds into the run.
+    pub fn load_at_time(path: &Path, ms: f64) -> Result<Model, LoadError> {
+        Model::load_limited(path, u64::MAX, (ms * 1000.0).max(0.0) as u64)
     }
 
     /// The model as it stood after `limit` records (the live blocks at that
     /// moment: `peak_record` gives the moment of the peak).
     pub fn load_until(path: &Path, limit: u64) -> Result<Model, LoadError> {
+        Model::load_limited(path, limit, u64::MAX)
+    }
+
+    fn load_limited(path: &Path, limit: u64, until_us: u64) -> Result<Model, LoadError> {
         let p = path.display().to_string();
         let file = File::open(path).map_err(|err| LoadError::Open {
             path: p.clone(),
@@ -153,12 +162,16 @@ impl Model {
                 err,
             }
         })?;
-        Model::replay_until(reader, limit).map_err(|err| LoadError::Format { path: p, err })
+        Model::replay_until(reader, limit, until_us)
+            .map_err(|err| LoadError::Format { path: p, err })
     }
 
+    /// Replays at most `limit` records, stopping before the first time stamp
+    /// past `until_us`.
     pub fn replay_until<R: std::io::Read>(
         mut reader: TraceReader<R>,
         limit: u64,
+        until_us: u64,
     ) -> Result<Model, FormatError> {
         let mut m = Model {
             nodes: vec![(0, 0)],
@@ -216,7 +229,12 @@ impl Model {
                     tid = t;
                     tids.insert(t);
                 }
-                Record::Time { us } => now_us = us,
+                Record::Time { us } => {
+                    if us > until_us {
+                        break;
+                    }
+                    now_us = us
+                }
                 Record::Alloc {
                     ptr,
                     size,
