@@ -132,6 +132,11 @@ enum Cmd {
         /// Leave out stacks holding less than this share of the total (percent).
         #[arg(long, value_name = "PERCENT", default_value_t = 0.0)]
         min_share: f64,
+        /// With --what temporary: an allocation is temporary when its thread
+        /// frees it within this many of its own allocations (memray's
+        /// threshold; 1 is heaptrack's "before the next one").
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        temporary_threshold: u64,
     },
     /// Export a trace for other tools: collapsed stacks (flamegraph.pl,
     /// speedscope) or a gzipped pprof profile (go tool pprof, Pyroscope, Parca, Grafana).
@@ -426,8 +431,13 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             title,
             inverted,
             min_share,
+            temporary_threshold,
         } => {
-            let mut m = load(&trace)?;
+            let mut m = if what == flamegraph::What::Temporary {
+                Model::load_with_threshold(&trace, temporary_threshold.max(1))?
+            } else {
+                load(&trace)?
+            };
             if what == flamegraph::What::Peak {
                 // The live heap as it stood at the peak: a second pass that stops there.
                 let totals = m.totals.clone();

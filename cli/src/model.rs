@@ -30,6 +30,10 @@ pub struct Live {
     pub size: u64,
     pub stack: u64,
     pub func: AllocFn,
+    /// The allocating thread, and how many allocations it had made by then
+    /// (for "temporary").
+    pub tid: u32,
+    pub seq: u64,
 }
 
 /// The exit scan's verdict on a block that was not plainly still reachable.
@@ -113,6 +117,13 @@ pub struct Model {
     pub inconsistencies: u64,
 }
 
+/// Counts an allocation of thread `tid` and returns its number.
+fn next_seq(seqs: &mut HashMap<u32, u64>, tid: u32) -> u64 {
+    let s = seqs.entry(tid).or_default();
+    *s += 1;
+    *s
+}
+
 impl Model {
     pub fn load(path: &Path) -> Result<Model, LoadError> {
         let p = path.display().to_string();
@@ -136,21 +147,33 @@ impl Model {
     }
 
     pub fn replay<R: std::io::Read>(reader: TraceReader<R>) -> Result<Model, FormatError> {
-        Model::replay_until(reader, u64::MAX, u64::MAX)
+        Model::replay_until(reader, u64::MAX, u64::MAX, 1)
+    }
+
+    /// Like `load`, with memray's threshold for "temporary": freed by the
+    /// thread that allocated it within `threshold` of its allocations (1 is
+    /// heaptrack's definition: before the next one).
+    pub fn load_with_threshold(path: &Path, threshold: u64) -> Result<Model, LoadError> {
+        Model::load_limited(path, u64::MAX, u64::MAX, threshold)
     }
 
     /// The model as it stood at `ms` milliseconds into the run.
     pub fn load_at_time(path: &Path, ms: f64) -> Result<Model, LoadError> {
-        Model::load_limited(path, u64::MAX, (ms * 1000.0).max(0.0) as u64)
+        Model::load_limited(path, u64::MAX, (ms * 1000.0).max(0.0) as u64, 1)
     }
 
     /// The model as it stood after `limit` records (the live blocks at that
     /// moment: `peak_record` gives the moment of the peak).
     pub fn load_until(path: &Path, limit: u64) -> Result<Model, LoadError> {
-        Model::load_limited(path, limit, u64::MAX)
+        Model::load_limited(path, limit, u64::MAX, 1)
     }
 
-    fn load_limited(path: &Path, limit: u64, until_us: u64) -> Result<Model, LoadError> {
+    fn load_limited(
+        path: &Path,
+        limit: u64,
+        until_us: u64,
+        temporary_threshold: u64,
+    ) -> Result<Model, LoadError> {
         let p = path.display().to_string();
         let file = File::open(path).map_err(|err| LoadError::Open {
             path: p.clone(),
@@ -162,8 +185,11 @@ impl Model {
                 err,
             }
         })?;
-        Model::replay_until(reader, limit, until_us)
-            .map_err(|err| LoadError::Format { path: p, err })
+        let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let mut m = Model::replay_until(reader, limit, until_us, temporary_threshold)
+            .map_err(|err| LoadError::Format { path: p, err })?;
+        m.file_bytes = file_bytes;
+        Ok(m)
     }
 
     /// Replays at most `limit` records, stopping before the first time stamp
@@ -172,6 +198,7 @@ impl Model {
         mut reader: TraceReader<R>,
         limit: u64,
         until_us: u64,
+        temporary_threshold: u64,
     ) -> Result<Model, FormatError> {
         let mut m = Model {
             nodes: vec![(0, 0)],
@@ -182,8 +209,8 @@ impl Model {
         let mut live_bytes = 0u64;
         let mut tids = std::collections::HashSet::new();
         let mut tid = 0u32;
-        // Per thread, the last block it allocated, while it is the last.
-        let mut last_alloc: HashMap<u32, u64> = HashMap::new();
+        // Allocations made so far, per thread.
+        let mut thread_seq: HashMap<u32, u64> = HashMap::new();
         while m.records < limit {
             let Some(r) = reader.next_record()? else {
                 break;
@@ -247,12 +274,20 @@ impl Model {
                     let s = m.by_stack.entry(stack).or_default();
                     s.allocations += 1;
                     s.allocated_bytes += size;
-                    if let Some(old) = m.live.insert(ptr, Live { size, stack, func }) {
+                    if let Some(old) = m.live.insert(
+                        ptr,
+                        Live {
+                            size,
+                            stack,
+                            func,
+                            tid,
+                            seq: next_seq(&mut thread_seq, tid),
+                        },
+                    ) {
                         m.inconsistencies += 1;
                         live_bytes -= old.size;
                     }
                     live_bytes += size;
-                    last_alloc.insert(tid, ptr);
                     m.timeline.alloc(stack, size, now_us);
                 }
                 Record::Free { ptr } => match m.live.remove(&ptr) {
@@ -260,8 +295,12 @@ impl Model {
                         m.totals.frees += 1;
                         live_bytes -= old.size;
                         m.timeline.free(old.stack, old.size, now_us);
-                        if last_alloc.get(&tid) == Some(&ptr) {
-                            last_alloc.remove(&tid);
+                        let since = thread_seq
+                            .get(&tid)
+                            .copied()
+                            .unwrap_or(0)
+                            .wrapping_sub(old.seq);
+                        if old.tid == tid && since < temporary_threshold {
                             let s = m.by_stack.entry(old.stack).or_default();
                             s.temporary += 1;
                             s.temporary_bytes += old.size;
@@ -295,13 +334,14 @@ impl Model {
                             size,
                             stack,
                             func: AllocFn::Realloc,
+                            tid,
+                            seq: next_seq(&mut thread_seq, tid),
                         },
                     ) {
                         m.inconsistencies += 1;
                         live_bytes -= old.size;
                     }
                     live_bytes += size;
-                    last_alloc.insert(tid, ptr);
                     m.timeline.alloc(stack, size, now_us);
                 }
                 Record::Inherited { ptr, size, stack } => {
@@ -314,6 +354,8 @@ impl Model {
                             size,
                             stack,
                             func: AllocFn::Malloc,
+                            tid: 0,
+                            seq: 0,
                         },
                     ) {
                         live_bytes -= old.size;
