@@ -40,13 +40,15 @@ pub const LEAKED_KINDS: [LeakKind; 3] = [
 ];
 
 /// The sample types of [`pprof`], in the order of each sample's values.
-pub const SAMPLE_TYPES: [(&str, &str); 6] = [
+pub const SAMPLE_TYPES: [(&str, &str); 8] = [
     ("alloc_objects", "count"),
     ("alloc_space", "bytes"),
     ("leaked_objects", "count"),
     ("leaked_space", "bytes"),
     ("inuse_objects", "count"),
     ("inuse_space", "bytes"),
+    ("peak_objects", "count"),
+    ("peak_space", "bytes"),
 ];
 
 /// The sample type a viewer shows first.
@@ -58,12 +60,14 @@ pub const DEFAULT_SAMPLE_TYPE: &str = "leaked_space";
 /// Sample types ([`SAMPLE_TYPES`]): `alloc_*` counts every allocation of the
 /// run, `leaked_*` the blocks live at the end that the exit scan found
 /// definitely, indirectly or possibly lost (all of them without a scan),
-/// `inuse_*` every block live at the end; `leaked_space` is the default. One
+/// `inuse_*` every block live at the end, `peak_*` every block live when the
+/// heap was at its peak (`peak`: the model replayed up to
+/// `Model::peak_record`; zeros without it); `leaked_space` is the default. One
 /// sample per recorded stack, one location per return address (its inlined
 /// frames as lines, innermost first), one mapping per executable segment of
 /// each recorded module.
-pub fn pprof(model: &Model) -> anyhow::Result<Vec<u8>> {
-    let raw = profile_proto(model);
+pub fn pprof(model: &Model, peak: Option<&Model>) -> anyhow::Result<Vec<u8>> {
+    let raw = profile_proto(model, peak);
     let mut gz = flate2::write::GzEncoder::new(
         Vec::with_capacity(raw.len() / 4 + 64),
         flate2::Compression::default(),
@@ -73,9 +77,9 @@ pub fn pprof(model: &Model) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Per-stack values, in the order of [`SAMPLE_TYPES`].
-type Values = [i64; 6];
+type Values = [i64; 8];
 
-fn sample_values(model: &Model) -> Vec<(u64, Values)> {
+fn sample_values(model: &Model, peak: Option<&Model>) -> Vec<(u64, Values)> {
     let mut by_node: HashMap<u64, Values> = HashMap::new();
     for (&node, t) in &model.by_stack {
         let v = by_node.entry(node).or_default();
@@ -98,6 +102,12 @@ fn sample_values(model: &Model) -> Vec<(u64, Values)> {
         v[4] += 1;
         v[5] += to_i64(b.size);
     }
+    // Same trace, replayed to an earlier point: the stack ids are the same.
+    for b in peak.iter().flat_map(|p| p.live.values()) {
+        let v = by_node.entry(b.stack).or_default();
+        v[6] += 1;
+        v[7] += to_i64(b.size);
+    }
     let mut out: Vec<(u64, Values)> = by_node
         .into_iter()
         .filter(|(_, v)| v.iter().any(|&x| x != 0))
@@ -111,9 +121,9 @@ fn to_i64(v: u64) -> i64 {
 }
 
 /// The uncompressed `Profile` message.
-fn profile_proto(model: &Model) -> Vec<u8> {
+fn profile_proto(model: &Model, peak: Option<&Model>) -> Vec<u8> {
     let mut b = Builder::new(model);
-    let samples: Vec<(Vec<u64>, Values)> = sample_values(model)
+    let samples: Vec<(Vec<u64>, Values)> = sample_values(model, peak)
         .into_iter()
         .map(|(node, values)| (b.locations_of(node), values))
         .collect();
@@ -557,9 +567,9 @@ mod tests {
             nodes: vec![(0, 0)],
             ..Default::default()
         };
-        let gz = pprof(&model).unwrap();
+        let gz = pprof(&model, None).unwrap();
         assert_eq!(&gz[..2], &[0x1f, 0x8b], "gzip magic");
-        let raw = profile_proto(&model);
+        let raw = profile_proto(&model, None);
         // sample_type first, then the string table starting with "".
         assert_eq!(raw[0], 0x0a);
         assert!(raw.windows(2).any(|w| w == [0x32, 0x00]));

@@ -360,17 +360,19 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             what,
             kinds,
         } => {
-            let mut m = load(&trace)?;
-            if what == flamegraph::What::Peak {
-                let totals = m.totals.clone();
-                m = Model::load_until(&trace, m.peak_record)?;
-                m.totals = totals;
-            }
+            let m = load(&trace)?;
             let bytes = match format {
+                ExportFormat::Collapsed if what == flamegraph::What::Peak => {
+                    let peak = Model::load_until(&trace, m.peak_record)?;
+                    leakhunt_cli::export::collapsed(&peak, what, &kinds.0).into_bytes()
+                }
                 ExportFormat::Collapsed => {
                     leakhunt_cli::export::collapsed(&m, what, &kinds.0).into_bytes()
                 }
-                ExportFormat::Pprof => leakhunt_cli::export::pprof(&m)?,
+                ExportFormat::Pprof => {
+                    let peak = Model::load_until(&trace, m.peak_record)?;
+                    leakhunt_cli::export::pprof(&m, Some(&peak))?
+                }
             };
             std::fs::write(&output, bytes)
                 .with_context(|| format!("cannot write {}", output.display()))?;

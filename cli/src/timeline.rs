@@ -19,6 +19,8 @@ pub struct Bucket {
     pub max_bytes: u64,
     /// Highest resident set size sampled in it (0: none).
     pub rss_bytes: u64,
+    /// Allocation and free events in it.
+    pub events: u64,
 }
 
 /// Live bytes of every call site at one moment.
@@ -66,6 +68,7 @@ impl Timeline {
             Some(b) if b.start_us == start => {
                 b.min_bytes = b.min_bytes.min(live);
                 b.max_bytes = b.max_bytes.max(live);
+                b.events += 1;
             }
             _ => {
                 self.buckets.push(Bucket {
@@ -73,6 +76,7 @@ impl Timeline {
                     min_bytes: live,
                     max_bytes: live,
                     rss_bytes: 0,
+                    events: 1,
                 });
                 if self.buckets.len() > MAX_BUCKETS {
                     self.coarsen();
@@ -116,6 +120,7 @@ impl Timeline {
                     m.min_bytes = m.min_bytes.min(b.min_bytes);
                     m.max_bytes = m.max_bytes.max(b.max_bytes);
                     m.rss_bytes = m.rss_bytes.max(b.rss_bytes);
+                    m.events += b.events;
                 }
                 _ => merged.push(Bucket {
                     start_us: start,
@@ -188,6 +193,8 @@ impl Verdict {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Evidence {
     pub minima_slope_bytes_per_s: f64,
+    /// The rise of the minima over the window, per allocation or free event.
+    pub minima_slope_bytes_per_event: f64,
     /// Of the windows, the share whose minimum is at least the previous one's.
     pub consistency: f64,
     /// R² of the straight line through the minima.
@@ -230,8 +237,15 @@ pub fn verdict(tl: &Timeline, duration_us: u64) -> Option<(Verdict, Evidence)> {
     let first = pts[0].1;
     let last = pts[pts.len() - 1].1;
     let rise = last - first;
+    let events: u64 = tl
+        .buckets
+        .iter()
+        .filter(|b| b.start_us < end)
+        .map(|b| b.events)
+        .sum();
     let evidence = Evidence {
         minima_slope_bytes_per_s: slope,
+        minima_slope_bytes_per_event: rise / events.max(1) as f64,
         consistency,
         fit,
         windows: pts.len(),

@@ -467,7 +467,7 @@ fn pprof_profile_decodes_with_the_leaks() {
     let Some((_dir, model)) = traced("pprof") else {
         return;
     };
-    let gz = export::pprof(&model).expect("export pprof");
+    let gz = export::pprof(&model, None).expect("export pprof");
     let p = decode(&gz);
     let ix = Index::new(&p);
 
@@ -486,6 +486,8 @@ fn pprof_profile_decodes_with_the_leaks() {
             ("leaked_space", "bytes"),
             ("inuse_objects", "count"),
             ("inuse_space", "bytes"),
+            ("peak_objects", "count"),
+            ("peak_space", "bytes"),
         ]
     );
     assert_eq!(ix.str(p.default_sample_type), DEFAULT_SAMPLE_TYPE);
@@ -628,7 +630,7 @@ fn go_tool_pprof_reads_the_profile() {
         return;
     };
     let file = dir.0.join("leaks.pb.gz");
-    std::fs::write(&file, export::pprof(&model).expect("export pprof")).unwrap();
+    std::fs::write(&file, export::pprof(&model, None).expect("export pprof")).unwrap();
     let pprof = |args: &[&str]| -> String {
         let out = Command::new(&go)
             .args(["tool", "pprof"])
