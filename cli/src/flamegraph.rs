@@ -60,7 +60,10 @@ pub fn collapsed(model: &Model, what: What, kinds: &[LeakKind]) -> (Vec<String>,
 }
 
 struct Collected {
+    /// Sorted "stack weight" lines, as inferno lays them out left to right.
     lines: Vec<String>,
+    /// Blocks behind each line.
+    line_blocks: Vec<u64>,
     bytes: u64,
     blocks: u64,
     /// Frame name -> what it is, for its color.
@@ -130,7 +133,7 @@ fn collect(model: &Model, what: What, kinds: &[LeakKind]) -> Collected {
     };
     weights.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let mut stacks = Stacks::new(model);
-    let mut merged: HashMap<String, u64> = HashMap::new();
+    let mut merged: HashMap<String, (u64, u64)> = HashMap::new();
     let mut classes = HashMap::new();
     let (mut bytes, mut blocks) = (0, 0);
     for (node, b, n) in weights {
@@ -152,15 +155,19 @@ fn collect(model: &Model, what: What, kinds: &[LeakKind]) -> Collected {
         if names.is_empty() {
             names.push("[no stack]".into());
         }
-        *merged.entry(names.join(";")).or_default() += b;
+        let e = merged.entry(names.join(";")).or_default();
+        e.0 += b;
+        e.1 += n;
     }
-    let mut lines: Vec<String> = merged
+    let mut lines: Vec<(String, u64)> = merged
         .into_iter()
-        .map(|(k, v)| format!("{k} {v}"))
+        .map(|(k, (bytes, blocks))| (format!("{k} {bytes}"), blocks))
         .collect();
     lines.sort();
+    let (lines, line_blocks) = lines.into_iter().unzip();
     Collected {
         lines,
+        line_blocks,
         bytes,
         blocks,
         classes,
@@ -229,22 +236,39 @@ pub fn render(
     let mut map = inferno::flamegraph::color::PaletteMap::from_reader(&mut palette.as_bytes())?;
     opts.palette_map = Some(&mut map);
     let min = (c.bytes as f64 * style.min_share / 100.0) as u64;
-    let lines: Vec<&str> = c
+    let weight = |l: &str| {
+        l.rsplit(' ')
+            .next()
+            .and_then(|w| w.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let kept: Vec<(&str, u64)> = c
         .lines
         .iter()
-        .map(String::as_str)
-        .filter(|l| {
-            l.rsplit(' ')
-                .next()
-                .and_then(|w| w.parse::<u64>().ok())
-                .is_some_and(|w| w >= min.max(1))
-        })
+        .zip(c.line_blocks.iter())
+        .filter(|(l, _)| weight(l) >= min.max(1))
+        .map(|(l, &b)| (l.as_str(), b))
         .collect();
-    if lines.is_empty() {
+    if kept.is_empty() {
         // inferno refuses an empty profile; say "nothing" in a picture of its own.
         return empty_svg(&opts.title, opts.subtitle.as_deref().unwrap_or(""), out);
     }
-    inferno::flamegraph::from_lines(&mut opts, lines, out)?;
+    let mut svg = Vec::new();
+    inferno::flamegraph::from_lines(&mut opts, kept.iter().map(|(l, _)| *l), &mut svg)?;
+    // Tooltips say bytes and share; add the blocks behind each frame.
+    let mut starts = Vec::with_capacity(kept.len());
+    let mut blocks_before = Vec::with_capacity(kept.len() + 1);
+    let (mut at, mut nb) = (0u64, 0u64);
+    blocks_before.push(0);
+    for (l, b) in &kept {
+        starts.push(at);
+        at += weight(l);
+        nb += b;
+        blocks_before.push(nb);
+    }
+    let text = String::from_utf8(svg)?;
+    let mut out = out;
+    out.write_all(add_block_counts(&text, &starts, &blocks_before).as_bytes())?;
     Ok(())
 }
 
@@ -253,6 +277,48 @@ fn xml_escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// Rewrites each frame's tooltip "NAME (N bytes, P%)" as "NAME (N bytes, B
+/// blocks, P%)". A frame covers the samples [fg:x, fg:x + fg:w), i.e. the
+/// sorted input lines starting in that span.
+fn add_block_counts(svg: &str, starts: &[u64], blocks_before: &[u64]) -> String {
+    let attr = |s: &str, name: &str| -> Option<u64> {
+        let i = s.find(name)? + name.len();
+        let rest = &s[i..];
+        rest[..rest.find('"')?].parse().ok()
+    };
+    let mut out = String::with_capacity(svg.len() + svg.len() / 8);
+    let mut rest = svg;
+    while let Some(i) = rest.find("<title>") {
+        let Some(j) = rest[i..].find("</title>").map(|j| i + j) else {
+            break;
+        };
+        let title = &rest[i + 7..j];
+        let after = &rest[j..];
+        let rect_end = after.find("/>").unwrap_or(after.len());
+        let rect = &after[..rect_end];
+        let span = attr(rect, "fg:x=\"").zip(attr(rect, "fg:w=\""));
+        out.push_str(&rest[..i + 7]);
+        match (span, title.rfind(" bytes, ")) {
+            (Some((x, w)), Some(k)) => {
+                let lo = starts.partition_point(|&s| s < x);
+                let hi = starts.partition_point(|&s| s < x + w);
+                let n = blocks_before[hi] - blocks_before[lo];
+                out.push_str(&title[..k]);
+                out.push_str(&format!(
+                    " bytes, {} {}, ",
+                    commas(n),
+                    if n == 1 { "block" } else { "blocks" }
+                ));
+                out.push_str(&title[k + 8..]);
+            }
+            _ => out.push_str(title),
+        }
+        rest = &rest[j..];
+    }
+    out.push_str(rest);
+    out
 }
 
 pub(crate) fn empty_svg(title: &str, subtitle: &str, mut out: impl Write) -> anyhow::Result<()> {
@@ -270,4 +336,19 @@ pub(crate) fn empty_svg(title: &str, subtitle: &str, mut out: impl Write) -> any
         xml_escape(subtitle)
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::add_block_counts;
+
+    #[test]
+    fn tooltips_gain_block_counts() {
+        // Two input lines of 100 and 50 bytes holding 3 and 1 blocks.
+        let svg = r#"<g><title>all (150 bytes, 100%)</title><rect fg:x="0" fg:w="150"/></g><g><title>a (100 bytes, 66.67%)</title><rect fg:x="0" fg:w="100"/></g><g><title>b (50 bytes, 33.33%)</title><rect fg:x="100" fg:w="50"/></g>"#;
+        let out = add_block_counts(svg, &[0, 100], &[0, 3, 4]);
+        assert!(out.contains("all (150 bytes, 4 blocks, 100%)"), "{out}");
+        assert!(out.contains("a (100 bytes, 3 blocks, 66.67%)"), "{out}");
+        assert!(out.contains("b (50 bytes, 1 block, 33.33%)"), "{out}");
+    }
 }
