@@ -254,31 +254,30 @@ pub fn verdict(tl: &Timeline, duration_us: u64) -> Option<(Verdict, Evidence)> {
         rise_bytes: rise as i64,
         peak_bytes: peak,
     };
-    // "Significant" is relative to the heap the program keeps anyway.
-    let significant = |d: f64| d > 0.10 * last.max(1.0) && d > 64.0 * 1024.0 / 16.0;
-    // The largest single step between windows, and where it is.
-    let (step_at, step) = pts
-        .windows(2)
-        .enumerate()
-        .map(|(i, w)| (i + 1, w[1].1 - w[0].1))
-        .fold((0, 0.0), |acc, x| if x.1 > acc.1 { x } else { acc });
-    let v = if significant(rise) && consistency >= 0.7 && fit >= 0.8 && step < 0.6 * rise {
-        Verdict::Growing
-    } else if significant(step) && step >= 0.6 * rise.max(step) {
-        let after = &pts[step_at..];
-        let flat_after = after
-            .iter()
-            .all(|p| (p.1 - after[0].1).abs() <= 0.1 * after[0].1.max(1.0));
-        match (step_at <= WINDOWS / 5, flat_after) {
-            (true, true) => Verdict::EarlyGrowth,
-            (false, true) => Verdict::Burst,
-            _ if significant(rise) && consistency >= 0.6 => Verdict::Growing,
-            _ => Verdict::Burst,
-        }
-    } else if significant(rise) && consistency >= 0.6 && fit >= 0.6 {
+    // "Significant" is relative to the heap the program keeps anyway, with a
+    // floor: a cache of a few KiB filled at startup is not a working-set
+    // step, and a rise of a few KiB is noise.
+    let significant = |d: f64| d > 0.10 * last.max(1.0) && d > 64.0 * 1024.0;
+    // Where the minima reach the level they end at (and stay within 10% of it).
+    let near = |a: f64, b: f64| (a - b).abs() <= 0.1 * b.abs().max(1.0);
+    let level_at = (0..pts.len())
+        .rev()
+        .take_while(|&k| near(pts[k].1, last))
+        .last()
+        .unwrap_or(pts.len() - 1);
+    let flat_tail = pts.len() - level_at >= 3;
+    // Flat before the step too (a burst), or rising all along (growth)?
+    let flat_before = level_at >= 2 && pts[..level_at - 1].iter().all(|p| near(p.1, pts[0].1));
+    let v = if !significant(rise) {
+        Verdict::Steady
+    } else if flat_tail && level_at <= WINDOWS / 4 {
+        Verdict::EarlyGrowth
+    } else if flat_tail && flat_before {
+        Verdict::Burst
+    } else if consistency >= 0.6 && fit >= 0.6 {
         Verdict::Growing
     } else {
-        Verdict::Steady
+        Verdict::Burst
     };
     Some((v, evidence))
 }
@@ -521,4 +520,53 @@ pub fn svg(tl: &Timeline, duration_us: u64, peak: (u64, u64), program: &str) -> 
     ));
     s.push_str("</svg>\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 10 s run sampled every millisecond: a 200 KiB sawtooth (period
+    /// 100 ms) on top of `base(t)` bytes.
+    fn run(base: impl Fn(f64) -> f64) -> Option<Verdict> {
+        let mut tl = Timeline::default();
+        let dur = 10_000_000u64;
+        for us in (0..dur).step_by(1000) {
+            let saw = (us % 100_000) as f64 / 100_000.0 * 200.0 * 1024.0;
+            tl.sample(us, (base(us as f64 / 1e6) + saw) as u64);
+        }
+        verdict(&tl, dur).map(|(v, _)| v)
+    }
+
+    const MIB: f64 = 1024.0 * 1024.0;
+
+    #[test]
+    fn the_four_verdicts() {
+        assert_eq!(run(|_| 4.0 * MIB), Some(Verdict::Steady));
+        assert_eq!(run(|t| 4.0 * MIB + t * 0.5 * MIB), Some(Verdict::Growing));
+        assert_eq!(
+            run(|t| if t < 1.0 { t * 8.0 * MIB } else { 8.0 * MIB }),
+            Some(Verdict::EarlyGrowth)
+        );
+        assert_eq!(
+            run(|t| if t < 5.0 { 2.0 * MIB } else { 10.0 * MIB }),
+            Some(Verdict::Burst)
+        );
+    }
+
+    #[test]
+    fn a_small_cache_filled_at_startup_is_steady() {
+        assert_eq!(
+            run(|t| if t < 0.05 { 0.0 } else { 6.0 * 1024.0 }),
+            Some(Verdict::Steady)
+        );
+    }
+
+    #[test]
+    fn too_short_for_a_verdict() {
+        let mut tl = Timeline::default();
+        tl.sample(0, 10);
+        tl.sample(1000, 20);
+        assert!(verdict(&tl, 2000).is_none());
+    }
 }
