@@ -111,22 +111,7 @@ pub fn check_dynamic(program: &Path) -> Result<()> {
 
 /// The name the recorder gives a trace: the program's file name, sanitized.
 pub fn program_name(cmd: &str) -> String {
-    let base = cmd.rsplit('/').next().unwrap_or(cmd);
-    let s: String = base
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || "._-+".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if s.is_empty() {
-        "unknown".into()
-    } else {
-        s
-    }
+    leakhunt_format::program_file_name(cmd)
 }
 
 pub struct Outcome {

@@ -53,6 +53,29 @@ pub enum FormatError {
     Io(#[from] io::Error),
 }
 
+/// The program name in a trace's file name (`%n`, and the default
+/// `leakhunt.<program>.<pid>.trace`): the last path component of `argv0`,
+/// with anything but letters, digits and `._-+` replaced. The recorder and
+/// `leakhunt run` must agree on it.
+pub fn program_file_name(argv0: &str) -> String {
+    let base = argv0.rsplit('/').next().unwrap_or(argv0);
+    let name: String = base
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "._-+".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        "unknown".into()
+    } else {
+        name
+    }
+}
+
 pub fn file_header() -> [u8; FILE_HEADER_LEN] {
     let mut h = [0u8; FILE_HEADER_LEN];
     h[..8].copy_from_slice(MAGIC);

@@ -450,6 +450,14 @@ unsafe fn after_failed_exec(ended: bool) {
     }
 }
 
+/// Flushes and ends the trace before an exec, and resumes if it fails.
+unsafe fn around_exec(exec: impl FnOnce() -> c_int) -> c_int {
+    let ended = before_exec();
+    let r = exec();
+    after_failed_exec(ended);
+    r
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn execve(
     path: *const c_char,
@@ -459,10 +467,7 @@ pub unsafe extern "C" fn execve(
     let Some(f) = real::get().and_then(|r| r.execve) else {
         return -1;
     };
-    let ended = before_exec();
-    let r = f(path, argv, envp);
-    after_failed_exec(ended);
-    r
+    around_exec(|| f(path, argv, envp))
 }
 
 #[no_mangle]
@@ -470,10 +475,7 @@ pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) 
     let Some(f) = real::get().and_then(|r| r.execv) else {
         return -1;
     };
-    let ended = before_exec();
-    let r = f(path, argv);
-    after_failed_exec(ended);
-    r
+    around_exec(|| f(path, argv))
 }
 
 #[no_mangle]
@@ -481,10 +483,7 @@ pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char)
     let Some(f) = real::get().and_then(|r| r.execvp) else {
         return -1;
     };
-    let ended = before_exec();
-    let r = f(file, argv);
-    after_failed_exec(ended);
-    r
+    around_exec(|| f(file, argv))
 }
 
 #[no_mangle]
@@ -496,10 +495,7 @@ pub unsafe extern "C" fn execvpe(
     let Some(f) = real::get().and_then(|r| r.execvpe) else {
         return -1;
     };
-    let ended = before_exec();
-    let r = f(file, argv, envp);
-    after_failed_exec(ended);
-    r
+    around_exec(|| f(file, argv, envp))
 }
 
 #[no_mangle]
@@ -511,10 +507,7 @@ pub unsafe extern "C" fn fexecve(
     let Some(f) = real::get().and_then(|r| r.fexecve) else {
         return -1;
     };
-    let ended = before_exec();
-    let r = f(fd, argv, envp);
-    after_failed_exec(ended);
-    r
+    around_exec(|| f(fd, argv, envp))
 }
 
 #[no_mangle]
@@ -528,10 +521,7 @@ pub unsafe extern "C" fn execveat(
     let Some(f) = real::get().and_then(|r| r.execveat) else {
         return -1;
     };
-    let ended = before_exec();
-    let r = f(dirfd, path, argv, envp, flags);
-    after_failed_exec(ended);
-    r
+    around_exec(|| f(dirfd, path, argv, envp, flags))
 }
 
 #[no_mangle]

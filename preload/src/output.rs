@@ -8,23 +8,7 @@ use std::ffi::CString;
 fn program_name() -> String {
     let cmdline = std::fs::read("/proc/self/cmdline").unwrap_or_default();
     let argv0 = cmdline.split(|&c| c == 0).next().unwrap_or_default();
-    let name = argv0.rsplit(|&c| c == b'/').next().unwrap_or_default();
-    let name = String::from_utf8_lossy(name);
-    let name: String = name
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || "._-+".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if name.is_empty() {
-        "unknown".into()
-    } else {
-        name
-    }
+    leakhunt_format::program_file_name(&String::from_utf8_lossy(argv0))
 }
 
 fn expand(template: &str, pid: u32) -> String {
