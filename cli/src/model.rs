@@ -117,11 +117,69 @@ pub struct Model {
     pub inconsistencies: u64,
 }
 
-/// Counts an allocation of thread `tid` and returns its number.
-fn next_seq(seqs: &mut HashMap<u32, u64>, tid: u32) -> u64 {
-    let s = seqs.entry(tid).or_default();
-    *s += 1;
-    *s
+/// The state of one pass that is not part of the result.
+#[derive(Default)]
+struct Replay {
+    now_us: u64,
+    live_bytes: u64,
+    /// The thread the current records come from.
+    tid: u32,
+    /// Allocations made so far, per thread.
+    thread_seq: HashMap<u32, u64>,
+    temporary_threshold: u64,
+}
+
+impl Replay {
+    /// A successful allocation call.
+    fn alloc(&mut self, m: &mut Model, ptr: u64, size: u64, stack: u64, func: AllocFn) {
+        m.totals.allocations += 1;
+        *m.totals.by_function.entry(func.name()).or_default() += 1;
+        m.totals.allocated_bytes += size;
+        let s = m.by_stack.entry(stack).or_default();
+        s.allocations += 1;
+        s.allocated_bytes += size;
+        self.make_live(m, ptr, size, stack, func);
+    }
+
+    fn make_live(&mut self, m: &mut Model, ptr: u64, size: u64, stack: u64, func: AllocFn) {
+        let seq = self.thread_seq.entry(self.tid).or_default();
+        *seq += 1;
+        let live = Live {
+            size,
+            stack,
+            func,
+            tid: self.tid,
+            seq: *seq,
+        };
+        if let Some(old) = m.live.insert(ptr, live) {
+            m.inconsistencies += 1;
+            self.live_bytes -= old.size;
+        }
+        self.live_bytes += size;
+        m.timeline.alloc(stack, size, self.now_us);
+    }
+
+    /// A block released (by free, or by the realloc that replaced it).
+    fn free(&mut self, m: &mut Model, ptr: u64, may_be_temporary: bool) {
+        let Some(old) = m.live.remove(&ptr) else {
+            m.inconsistencies += 1;
+            return;
+        };
+        m.totals.frees += 1;
+        self.live_bytes -= old.size;
+        m.timeline.free(old.stack, old.size, self.now_us);
+        let since = self
+            .thread_seq
+            .get(&self.tid)
+            .copied()
+            .unwrap_or(0)
+            .wrapping_sub(old.seq);
+        if may_be_temporary && old.tid == self.tid && since < self.temporary_threshold {
+            let s = m.by_stack.entry(old.stack).or_default();
+            s.temporary += 1;
+            s.temporary_bytes += old.size;
+        }
+    }
 }
 
 impl Model {
@@ -204,13 +262,12 @@ impl Model {
             nodes: vec![(0, 0)],
             ..Default::default()
         };
-        let mut now_us = 0u64;
         let mut last_unload_node = 0u64;
-        let mut live_bytes = 0u64;
         let mut tids = std::collections::HashSet::new();
-        let mut tid = 0u32;
-        // Allocations made so far, per thread.
-        let mut thread_seq: HashMap<u32, u64> = HashMap::new();
+        let mut st = Replay {
+            temporary_threshold,
+            ..Default::default()
+        };
         while m.records < limit {
             let Some(r) = reader.next_record()? else {
                 break;
@@ -253,14 +310,14 @@ impl Model {
                     m.nodes.push((parent.min(m.nodes.len() as u64 - 1), ip));
                 }
                 Record::Thread { tid: t } => {
-                    tid = t;
+                    st.tid = t;
                     tids.insert(t);
                 }
                 Record::Time { us } => {
                     if us > until_us {
                         break;
                     }
-                    now_us = us
+                    st.now_us = us
                 }
                 Record::Alloc {
                     ptr,
@@ -268,99 +325,28 @@ impl Model {
                     stack,
                     func,
                 } => {
-                    m.totals.allocations += 1;
-                    *m.totals.by_function.entry(func.name()).or_default() += 1;
-                    m.totals.allocated_bytes += size;
-                    let s = m.by_stack.entry(stack).or_default();
-                    s.allocations += 1;
-                    s.allocated_bytes += size;
-                    if let Some(old) = m.live.insert(
-                        ptr,
-                        Live {
-                            size,
-                            stack,
-                            func,
-                            tid,
-                            seq: next_seq(&mut thread_seq, tid),
-                        },
-                    ) {
-                        m.inconsistencies += 1;
-                        live_bytes -= old.size;
-                    }
-                    live_bytes += size;
-                    m.timeline.alloc(stack, size, now_us);
+                    st.alloc(&mut m, ptr, size, stack, func);
                 }
-                Record::Free { ptr } => match m.live.remove(&ptr) {
-                    Some(old) => {
-                        m.totals.frees += 1;
-                        live_bytes -= old.size;
-                        m.timeline.free(old.stack, old.size, now_us);
-                        let since = thread_seq
-                            .get(&tid)
-                            .copied()
-                            .unwrap_or(0)
-                            .wrapping_sub(old.seq);
-                        if old.tid == tid && since < temporary_threshold {
-                            let s = m.by_stack.entry(old.stack).or_default();
-                            s.temporary += 1;
-                            s.temporary_bytes += old.size;
-                        }
-                    }
-                    None => m.inconsistencies += 1,
-                },
+                Record::Free { ptr } => st.free(&mut m, ptr, true),
                 Record::Realloc {
                     old_ptr,
                     ptr,
                     size,
                     stack,
                 } => {
-                    m.totals.allocations += 1;
-                    *m.totals.by_function.entry("realloc").or_default() += 1;
-                    m.totals.allocated_bytes += size;
-                    let s = m.by_stack.entry(stack).or_default();
-                    s.allocations += 1;
-                    s.allocated_bytes += size;
-                    match m.live.remove(&old_ptr) {
-                        Some(old) => {
-                            m.totals.frees += 1;
-                            live_bytes -= old.size;
-                            m.timeline.free(old.stack, old.size, now_us);
-                        }
-                        None => m.inconsistencies += 1,
-                    }
-                    if let Some(old) = m.live.insert(
-                        ptr,
-                        Live {
-                            size,
-                            stack,
-                            func: AllocFn::Realloc,
-                            tid,
-                            seq: next_seq(&mut thread_seq, tid),
-                        },
-                    ) {
-                        m.inconsistencies += 1;
-                        live_bytes -= old.size;
-                    }
-                    live_bytes += size;
-                    m.timeline.alloc(stack, size, now_us);
+                    // One free and one allocation; the old block is not
+                    // "temporary": the program kept its contents.
+                    st.free(&mut m, old_ptr, false);
+                    st.alloc(&mut m, ptr, size, stack, AllocFn::Realloc);
                 }
                 Record::Inherited { ptr, size, stack } => {
-                    m.timeline.alloc(stack, size, now_us);
                     m.totals.inherited_blocks += 1;
                     m.totals.inherited_bytes += size;
-                    if let Some(old) = m.live.insert(
-                        ptr,
-                        Live {
-                            size,
-                            stack,
-                            func: AllocFn::Malloc,
-                            tid: 0,
-                            seq: 0,
-                        },
-                    ) {
-                        live_bytes -= old.size;
+                    st.make_live(&mut m, ptr, size, stack, AllocFn::Malloc);
+                    // Not this process's allocation: never "temporary" here.
+                    if let Some(b) = m.live.get_mut(&ptr) {
+                        b.tid = u32::MAX;
                     }
-                    live_bytes += size;
                 }
                 Record::Mmap { .. } => m.totals.mmaps += 1,
                 Record::Munmap { .. } => m.totals.munmaps += 1,
@@ -392,18 +378,18 @@ impl Model {
                 }
                 Record::ExitStatus { code, signal } => m.exit_status = Some((code, signal)),
             }
-            m.timeline.sample(now_us, live_bytes);
-            if live_bytes > m.totals.peak_bytes {
-                m.totals.peak_bytes = live_bytes;
-                m.totals.peak_time_us = now_us;
+            m.timeline.sample(st.now_us, st.live_bytes);
+            if st.live_bytes > m.totals.peak_bytes {
+                m.totals.peak_bytes = st.live_bytes;
+                m.totals.peak_time_us = st.now_us;
                 m.peak_record = m.records;
             }
         }
-        m.duration_us = now_us;
+        m.duration_us = st.now_us;
         m.cut = reader.cut().cloned();
         m.threads = tids.len() as u64;
         m.totals.live_blocks_at_end = m.live.len() as u64;
-        m.totals.live_bytes_at_end = live_bytes;
+        m.totals.live_bytes_at_end = st.live_bytes;
         Ok(m)
     }
 
