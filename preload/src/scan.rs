@@ -338,14 +338,14 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
     }
     let t0 = Instant::now();
     let me = stop::gettid();
-    let (stopped, missed, freeres, own_tls) = {
+    let (stopped, missed, blocked, freeres, own_tls) = {
         let Some(_g) = Guard::enter() else { return };
         if writer::WRITER_PID.load(Ordering::Relaxed) != std::process::id() {
             return;
         }
         let tls = own_tls();
-        let (s, m) = stop::stop_world(me);
-        (s, m, freeres_functions(), tls)
+        let (s, m, b) = stop::stop_world(me);
+        (s, m, b, freeres_functions(), tls)
     };
     // Unguarded: these frees are the program's runtime's, and are recorded.
     for f in &freeres {
@@ -424,6 +424,10 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
     };
     let program_sp = program_frames_start(entry_sp, exit_ips, st.modules(), &maps);
     stacks(program_sp, stop::thread_pointer(), &mut ranges);
+    for p in &blocked {
+        // Not stopped, but blocked in the kernel: its stack above SP stands still.
+        stacks(p.sp.saturating_sub(128), 0, &mut ranges);
+    }
     for p in stop::parked() {
         words.extend_from_slice(&p.regs);
         stacks(p.sp, p.fs, &mut ranges);
@@ -458,7 +462,7 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
     let info = ScanInfo {
         blocks: blocks.len() as u64,
         root_bytes,
-        threads: stopped,
+        threads: stopped + blocked.len() as u32,
         threads_missed: missed,
         duration_us: t0.elapsed().as_micros() as u64,
         freeres: freed,

@@ -128,7 +128,7 @@ fn stop_signal() -> c_int {
 }
 
 /// Stops every thread but ourselves and the writer; returns (stopped, missed).
-pub fn stop_world(me: u32) -> (u32, u32) {
+pub fn stop_world(me: u32) -> (u32, u32, Vec<Parked>) {
     let writer = writer::WRITER_TID.load(Ordering::Relaxed);
     // SAFETY: a plain SA_SIGINFO handler for a real-time signal the program is
     // unlikely to use; it is never restored because the process is ending.
@@ -141,16 +141,24 @@ pub fn stop_world(me: u32) -> (u32, u32) {
     }
     let pid = std::process::id() as i32;
     let mut signalled: Vec<u32> = Vec::new();
+    let mut unstoppable: Vec<u32> = Vec::new();
     // Threads may be created while we stop others: look again until no new ones.
     for _ in 0..8 {
         let new: Vec<u32> = thread_ids()
             .into_iter()
-            .filter(|&t| t != me && t != writer && !signalled.contains(&t))
+            .filter(|&t| {
+                t != me && t != writer && !signalled.contains(&t) && !unstoppable.contains(&t)
+            })
             .collect();
         if new.is_empty() {
             break;
         }
         for &t in &new {
+            if blocks_stop_signal(t) {
+                // It would never park: do not wait for it (see below).
+                unstoppable.push(t);
+                continue;
+            }
             // SAFETY: tgkill to a thread of our own process.
             if unsafe { libc::syscall(libc::SYS_tgkill, pid, t as i32, stop_signal()) } == 0 {
                 signalled.push(t);
@@ -164,7 +172,55 @@ pub fn stop_world(me: u32) -> (u32, u32) {
         }
     }
     let arrived = ARRIVED.load(Ordering::Acquire);
-    (arrived, (signalled.len() as u32).saturating_sub(arrived))
+    // Threads that block our signal (the sigwait pattern) never park. Those
+    // blocked in a system call still show their stack pointer: scan their
+    // stacks as they stand (without registers) rather than lose track of them.
+    let parked_tids: Vec<u32> = parked().iter().map(|p| p.tid).collect();
+    let blocked: Vec<Parked> = signalled
+        .iter()
+        .chain(unstoppable.iter())
+        .filter(|t| !parked_tids.contains(t))
+        .filter_map(|&t| {
+            blocked_stack_pointer(t).map(|sp| Parked {
+                tid: t,
+                sp,
+                fs: 0,
+                regs: [0; 18],
+            })
+        })
+        .collect();
+    let missed = ((signalled.len() + unstoppable.len()) as u32)
+        .saturating_sub(arrived + blocked.len() as u32);
+    (arrived, missed, blocked)
+}
+
+/// Whether a thread has our stop signal blocked (`SigBlk` in its status).
+fn blocks_stop_signal(tid: u32) -> bool {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")) else {
+        return false;
+    };
+    let Some(mask) = text
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+    else {
+        return false;
+    };
+    mask & (1u64 << (stop_signal() - 1)) != 0
+}
+
+/// The stack pointer of a thread blocked in the kernel, from
+/// `/proc/self/task/TID/syscall` ("NR ARG1..ARG6 SP PC", or "-1 SP PC" when
+/// blocked outside a system call; "running" when it is not blocked).
+fn blocked_stack_pointer(tid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let sp = match fields.first()? {
+        &"running" => return None,
+        &"-1" => fields.get(1)?,
+        _ => fields.get(7)?,
+    };
+    u64::from_str_radix(sp.trim_start_matches("0x"), 16).ok()
 }
 
 /// The threads parked so far.

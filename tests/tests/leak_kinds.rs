@@ -527,6 +527,42 @@ fn blocked_threads_stacks_are_roots() {
     );
 }
 
+/// Program 8b: a thread that blocks every signal, so it never parks for the
+/// scan, holding a block on its stack while blocked in read(): scanned from
+/// the stack pointer the kernel shows, still reachable as memcheck says.
+#[test]
+fn signal_blocking_thread_stack_is_a_root() {
+    let want = Leaks {
+        reachable: (77, 1),
+        ..ZERO
+    };
+    let Some(c) = check(
+        "signals_blocked",
+        "signals_blocked.c",
+        &["-pthread"],
+        &[],
+        want,
+        &[],
+        1,
+    ) else {
+        return;
+    };
+    assert_holders(&c, &[(77, "holder")]);
+    assert_eq!(
+        num(&c.report, "leaks/scan/threads_missed"),
+        0,
+        "{}",
+        c.report["leaks"]["scan"]
+    );
+    assert!(
+        c.report["leaks"]["scan"]["duration_ms"]
+            .as_f64()
+            .is_some_and(|ms| ms < 500.0),
+        "the scan must not wait for a thread that cannot take its signal: {}",
+        c.report["leaks"]["scan"]
+    );
+}
+
 /// Program 9a: A busy-looping thread holding a block in a live stack slot.
 #[test]
 fn spinning_thread_stack_is_a_root() {
