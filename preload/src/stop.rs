@@ -215,9 +215,9 @@ fn blocks_stop_signal(tid: u32) -> bool {
 fn blocked_stack_pointer(tid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
     let fields: Vec<&str> = text.split_whitespace().collect();
-    let sp = match fields.first()? {
-        &"running" => return None,
-        &"-1" => fields.get(1)?,
+    let sp = match *fields.first()? {
+        "running" => return None,
+        "-1" => fields.get(1)?,
         _ => fields.get(7)?,
     };
     u64::from_str_radix(sp.trim_start_matches("0x"), 16).ok()
