@@ -103,14 +103,6 @@ pub trait Suppressor {
     fn check(&self, kind: LeakKind, alloc_fn: &str, frames: &[Frame]) -> Option<(String, bool)>;
 }
 
-/// No suppressions at all.
-pub struct NoSuppressions;
-impl Suppressor for NoSuppressions {
-    fn check(&self, _: LeakKind, _: &str, _: &[Frame]) -> Option<(String, bool)> {
-        None
-    }
-}
-
 pub fn analyze(model: &Model, stacks: &mut Stacks, supp: &dyn Suppressor) -> Analysis {
     let mut a = Analysis {
         scanned: model.scan.is_some(),

@@ -97,8 +97,6 @@ pub struct Model {
     pub totals: Totals,
     pub duration_us: u64,
     pub end: Option<EndInfo>,
-    /// Records after an END (exec failed and the image went on).
-    pub resumed_after_end: bool,
     pub exit_status: Option<(Option<i32>, Option<i32>)>,
     pub cut: Option<Cut>,
     pub threads: u64,
@@ -276,7 +274,6 @@ impl Model {
             if m.end.is_some() && !matches!(r, Record::ExitStatus { .. } | Record::Rss { .. }) {
                 // An exec that failed: the image went on after its END.
                 m.end = None;
-                m.resumed_after_end = true;
             }
             match r {
                 Record::Process(p) => m.process = Some(p),

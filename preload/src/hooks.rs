@@ -5,7 +5,7 @@
 //! pointer is handed to the program.
 
 use crate::guard::{tid, Guard};
-use crate::queue::{kind, Event};
+use crate::queue::{end, kind, Event};
 use crate::real::{self, arena_alloc, arena_size, in_arena};
 use crate::writer::{push, request};
 use core::ffi::{c_char, c_int, c_void};
@@ -33,9 +33,7 @@ fn record_free(p: *mut c_void) {
         kind: kind::FREE,
         tid: tid(),
         a: p as u64,
-        b: 0,
-        c: 0,
-        d: 0,
+        ..Default::default()
     });
 }
 
@@ -114,9 +112,7 @@ unsafe fn realloc_impl(
         kind: kind::REALLOC_FREE,
         tid: t,
         a: p as u64,
-        b: 0,
-        c: 0,
-        d: 0,
+        ..Default::default()
     });
     let q = call();
     if q.is_null() {
@@ -129,10 +125,7 @@ unsafe fn realloc_impl(
         push(&Event {
             kind: k,
             tid: t,
-            a: 0,
-            b: 0,
-            c: 0,
-            d: 0,
+            ..Default::default()
         });
     } else {
         let h = crate::stack::capture(t, push);
@@ -337,8 +330,7 @@ pub unsafe extern "C" fn munmap(addr: *mut c_void, len: size_t) -> c_int {
             tid: tid(),
             a: addr as u64,
             b: len as u64,
-            c: 0,
-            d: 0,
+            ..Default::default()
         });
     }
     (r.munmap)(addr, len)
@@ -367,8 +359,7 @@ pub unsafe extern "C" fn mremap(
         tid: t,
         a: old as u64,
         b: old_len as u64,
-        c: 0,
-        d: 0,
+        ..Default::default()
     });
     let p = f(old, old_len, new_len, flags, new_addr);
     if p == libc::MAP_FAILED {
@@ -381,17 +372,21 @@ pub unsafe extern "C" fn mremap(
 
 // ---- the module map ----
 
-fn modules_changed() {
-    let Some(_g) = Guard::enter() else { return };
+/// Sends the current module list to the writer. Under the Guard: it allocates.
+pub fn send_modules() {
     let list = Box::new(crate::modules::scan());
     push(&Event {
         kind: kind::MODULES,
         tid: tid(),
         a: Box::into_raw(list) as u64,
-        b: 0,
-        c: 0,
-        d: 0,
+        ..Default::default()
     });
+}
+
+fn modules_changed() {
+    if let Some(_g) = Guard::enter() {
+        send_modules();
+    }
 }
 
 #[no_mangle]
@@ -419,7 +414,7 @@ pub unsafe extern "C" fn dlclose(h: *mut c_void) -> c_int {
 
 // ---- the end of a process image ----
 
-/// 0 = exit, 1 = _exit, 2 = abort, 3 = exec (as in `EndReason`).
+/// Ends the trace (`reason`: one of `end::*`) and waits, bounded, until it is written.
 pub fn end_image(reason: u64, code: i32, timeout: Duration) -> bool {
     if !crate::is_our_process() {
         // A vfork child shares our memory and our writer: it must not end it.
@@ -431,31 +426,12 @@ pub fn end_image(reason: u64, code: i32, timeout: Duration) -> bool {
     request(kind::END, reason, code as u32 as u64, timeout)
 }
 
-unsafe fn before_exec() -> bool {
-    end_image(3, 0, Duration::from_secs(5))
-}
-
-unsafe fn after_failed_exec(ended: bool) {
-    if ended {
-        if let Some(_g) = Guard::enter() {
-            push(&Event {
-                kind: kind::RESUME,
-                tid: tid(),
-                a: 0,
-                b: 0,
-                c: 0,
-                d: 0,
-            });
-        }
-    }
-}
-
-/// Flushes and ends the trace before an exec, and resumes if it fails.
+/// Writes everything and an END(exec) before an exec. The writer keeps
+/// running: if the exec fails, the records that follow tell the CLI the image
+/// went on.
 unsafe fn around_exec(exec: impl FnOnce() -> c_int) -> c_int {
-    let ended = before_exec();
-    let r = exec();
-    after_failed_exec(ended);
-    r
+    end_image(end::EXEC, 0, Duration::from_secs(5));
+    exec()
 }
 
 #[no_mangle]
@@ -526,7 +502,7 @@ pub unsafe extern "C" fn execveat(
 
 #[no_mangle]
 pub unsafe extern "C" fn _exit(code: c_int) -> ! {
-    end_image(1, code, Duration::from_secs(2));
+    end_image(end::QUICK_EXIT, code, Duration::from_secs(2));
     match real::get().and_then(|r| r.exit_) {
         Some(f) => f(code),
         None => {
@@ -538,7 +514,7 @@ pub unsafe extern "C" fn _exit(code: c_int) -> ! {
 
 #[no_mangle]
 pub unsafe extern "C" fn _Exit(code: c_int) -> ! {
-    end_image(1, code, Duration::from_secs(2));
+    end_image(end::QUICK_EXIT, code, Duration::from_secs(2));
     match real::get().and_then(|r| r.exit_upper) {
         Some(f) => f(code),
         None => {
@@ -552,7 +528,7 @@ pub unsafe extern "C" fn _Exit(code: c_int) -> ! {
 pub unsafe extern "C" fn abort() -> ! {
     // The heap may be corrupt (glibc aborts on it, holding its arena lock):
     // give the writer only a moment.
-    end_image(2, 0, Duration::from_millis(500));
+    end_image(end::ABORT, 0, Duration::from_millis(500));
     match real::get().and_then(|r| r.abort) {
         Some(f) => f(),
         None => {

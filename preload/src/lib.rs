@@ -94,7 +94,7 @@ fn end_normally() {
         return;
     }
     hooks::end_image(
-        0,
+        queue::end::EXIT,
         EXIT_CODE.load(Ordering::Relaxed),
         Duration::from_secs(10),
     );
@@ -132,13 +132,7 @@ fn init() {
             AT_EXIT_REGISTERED.store(true, Ordering::Relaxed);
         }
     }
-    let list = Box::new(modules::scan());
-    writer::push(&queue::Event {
-        kind: queue::kind::MODULES,
-        tid: guard::tid(),
-        a: Box::into_raw(list) as u64,
-        ..Default::default()
-    });
+    hooks::send_modules();
     writer::open_now();
     writer::spawn();
 }

@@ -50,10 +50,17 @@ pub mod kind {
     pub const MODULES: u32 = 10;
     /// Write everything so far; a = ticket to acknowledge.
     pub const FLUSH: u32 = 11;
-    /// The process image ends: a = EndReason code, b = exit status; flush and stop.
+    /// The process image ends: a = one of `end::*`, b = exit status; flush
+    /// (and stop, but for an exec, which may fail).
     pub const END: u32 = 12;
-    /// An exec failed after END(exec): keep recording.
-    pub const RESUME: u32 = 13;
+}
+
+/// How a process image ends (the `a` of an END event; see `EndReason`).
+pub mod end {
+    pub const EXIT: u64 = 0;
+    pub const QUICK_EXIT: u64 = 1;
+    pub const ABORT: u64 = 2;
+    pub const EXEC: u64 = 3;
 }
 
 const CAPACITY: usize = 1 << 16;

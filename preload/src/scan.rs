@@ -248,29 +248,18 @@ fn program_frames_start(
     modules: &[leakhunt_format::Module],
     maps: &[Map],
 ) -> u64 {
-    let in_module = |ip: u64, pred: &dyn Fn(&str) -> bool| {
-        modules.iter().any(|m| {
-            pred(&m.path)
-                && m.segments.iter().any(|s| {
-                    s.flags & 1 != 0 && ip >= m.base + s.vaddr && ip < m.base + s.vaddr + s.memsz
-                })
+    let ours = crate::stack::self_base();
+    let module_of = |ip: u64| {
+        modules.iter().find(|m| {
+            m.segments.iter().any(|s| {
+                s.flags & 1 != 0 && ip >= m.base + s.vaddr && ip < m.base + s.vaddr + s.memsz
+            })
         })
     };
-    let is_libc = |p: &str| {
-        p.rsplit('/')
-            .next()
-            .is_some_and(|f| f.starts_with("libc.so") || f.starts_with("libc-"))
-    };
-    let ours = crate::stack::self_base();
-    let first_program_ip = ips.iter().map(|&ip| ip as u64).find(|&ip| {
-        let own = modules.iter().any(|m| {
-            m.base == ours
-                && m.segments
-                    .iter()
-                    .any(|s| ip >= m.base + s.vaddr && ip < m.base + s.vaddr + s.memsz)
-        });
-        !own && !in_module(ip, &is_libc)
-    });
+    let first_program_ip = ips
+        .iter()
+        .map(|&ip| ip as u64)
+        .find(|&ip| module_of(ip).is_none_or(|m| m.base != ours && !is_libc(&m.path)));
     let (Some(ret), Some(stack)) = (first_program_ip, map_of(maps, entry_sp)) else {
         return entry_sp;
     };
@@ -283,6 +272,35 @@ fn program_frames_start(
         a += 8;
     }
     entry_sp
+}
+
+/// The thread pointer of the thread whose stack is `stack`: glibc puts the
+/// thread's TCB at the top of its stack mapping, and the TCB's first and third
+/// words (`tcb`, `self`) hold its own address.
+fn tcb_in(stack: &Map) -> Option<u64> {
+    let lowest = stack.hi.saturating_sub(64 * 1024).max(stack.lo);
+    let mut a = (stack.hi - 24) & !7;
+    while a >= lowest {
+        // SAFETY: inside a readable mapping (the stack), 24 bytes from its end.
+        let (w0, w2) = unsafe {
+            (
+                core::ptr::read_volatile(a as *const u64),
+                core::ptr::read_volatile((a + 16) as *const u64),
+            )
+        };
+        if w0 == a && w2 == a {
+            return Some(a);
+        }
+        a -= 8;
+    }
+    None
+}
+
+/// glibc's own shared object.
+fn is_libc(path: &str) -> bool {
+    path.rsplit('/')
+        .next()
+        .is_some_and(|f| f.starts_with("libc.so") || f.starts_with("libc-"))
 }
 
 fn add_range(out: &mut Vec<(u64, u64)>, maps: &[Map], lo: u64, hi: u64) {
@@ -397,12 +415,7 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
     let allocator_data = st
         .modules()
         .iter()
-        .filter(|m| {
-            m.path
-                .rsplit('/')
-                .next()
-                .is_some_and(|f| f.starts_with("libc.so"))
-        })
+        .filter(|m| is_libc(&m.path))
         .flat_map(|m| {
             m.segments
                 .iter()
@@ -424,9 +437,21 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
     };
     let program_sp = program_frames_start(entry_sp, exit_ips, st.modules(), &maps);
     stacks(program_sp, stop::thread_pointer(), &mut ranges);
+    // Not stopped, but blocked in the kernel: their stacks above SP stand still.
+    // Their thread pointers (for TLS, and to leave our own TLS out) are found
+    // at the top of their stack mappings, where glibc puts the TCB.
+    let blocked: Vec<stop::Parked> = blocked
+        .into_iter()
+        .map(|p| stop::Parked {
+            fs: map_of(&maps, p.sp)
+                .filter(|m| m.read)
+                .and_then(tcb_in)
+                .unwrap_or(0),
+            ..p
+        })
+        .collect();
     for p in &blocked {
-        // Not stopped, but blocked in the kernel: its stack above SP stands still.
-        stacks(p.sp.saturating_sub(128), 0, &mut ranges);
+        stacks(p.sp.saturating_sub(128), p.fs, &mut ranges);
     }
     for p in stop::parked() {
         words.extend_from_slice(&p.regs);
@@ -435,7 +460,11 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
     let ranges = merge(ranges);
     let mut holes: Vec<(u64, u64)> = Vec::new();
     if let Some((off, size)) = own_tls {
-        let mut tps: Vec<u64> = stop::parked().iter().map(|p| p.fs).collect();
+        let mut tps: Vec<u64> = stop::parked()
+            .iter()
+            .chain(&blocked)
+            .map(|p| p.fs)
+            .collect();
         tps.push(stop::thread_pointer());
         for tp in tps.into_iter().filter(|&tp| tp != 0) {
             let lo = (tp as i64 + off) as u64;

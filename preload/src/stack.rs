@@ -23,17 +23,20 @@ thread_local! {
     };
 }
 
-/// The range of our own code, whose frames are never part of a stack. Found
-/// from our own ELF header in memory (no loader call, no lock, no allocation),
-/// so that it works for allocations made before our constructor ran.
-/// The load address of our own module (its ELF header).
+extern "C" {
+    /// Defined by the linker at the start of our mapped ELF header.
+    static __ehdr_start: libc::Elf64_Ehdr;
+}
+
+/// The load address of our own module (its ELF header; a shared library's
+/// first segment starts at address 0).
 pub fn self_base() -> u64 {
-    extern "C" {
-        static __ehdr_start: libc::Elf64_Ehdr;
-    }
     core::ptr::addr_of!(__ehdr_start) as u64
 }
 
+/// The range of our own code, whose frames are never part of a stack. Found
+/// from our own ELF header in memory (no loader call, no lock, no allocation),
+/// so that it works for allocations made before our constructor ran.
 fn self_text() -> (usize, usize) {
     use core::sync::atomic::{AtomicUsize, Ordering};
     static LO: AtomicUsize = AtomicUsize::new(0);
@@ -41,10 +44,6 @@ fn self_text() -> (usize, usize) {
     let hi = HI.load(Ordering::Relaxed);
     if hi != 0 {
         return (LO.load(Ordering::Relaxed), hi);
-    }
-    extern "C" {
-        /// Defined by the linker at the start of our mapped ELF header.
-        static __ehdr_start: libc::Elf64_Ehdr;
     }
     // SAFETY: __ehdr_start is our own ELF header, mapped read-only for the
     // life of the library; its program headers follow at e_phoff.

@@ -7,7 +7,7 @@
 //! malloc are not recorded. All signals are blocked in it.
 
 use crate::guard::{self, Guard, RECORDING};
-use crate::queue::{kind, Event, Pop, QUEUE};
+use crate::queue::{end, kind, Event, Pop, QUEUE};
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use leakhunt_format::{
@@ -71,7 +71,6 @@ enum FileStart {
 
 pub struct State {
     out: Option<Output>,
-    pending_start: Option<FileStart>,
     pub live: FastMap<u64, Block>,
     stacks: FastMap<u64, Stack>,
     trie: HashMap<(u64, u64), u64, BuildHasherDefault<PassThrough>>,
@@ -90,7 +89,6 @@ pub struct State {
     last_rss: Instant,
     anomalies: u64,
     unknown_frees: u64,
-    dropped: u64,
     finished: bool,
 }
 
@@ -98,7 +96,6 @@ impl State {
     fn new() -> State {
         State {
             out: None,
-            pending_start: Some(FileStart::Fresh),
             live: FastMap::default(),
             stacks: FastMap::default(),
             trie: HashMap::default(),
@@ -114,7 +111,6 @@ impl State {
             last_rss: Instant::now(),
             anomalies: 0,
             unknown_frees: 0,
-            dropped: 0,
             finished: false,
         }
     }
@@ -287,10 +283,7 @@ pub fn spawn() {
 pub fn open_now() {
     STATE.lock();
     // SAFETY: lock held.
-    let st = unsafe { STATE.get() };
-    if let Some(start) = st.pending_start.take() {
-        st.open(start);
-    }
+    unsafe { STATE.get() }.open(FileStart::Fresh);
     STATE.unlock();
 }
 
@@ -338,9 +331,6 @@ impl State {
     /// Processes up to `max` events; stops at an empty queue or a slot still
     /// being filled.
     fn drain(&mut self, max: usize) -> usize {
-        if let Some(start) = self.pending_start.take() {
-            self.open(start);
-        }
         let mut n = 0;
         while n < max {
             match QUEUE.pop() {
@@ -707,9 +697,9 @@ impl State {
             }
             kind::END => {
                 let reason = match ev.a {
-                    0 => EndReason::Exit { code: ev.b as i32 },
-                    1 => EndReason::QuickExit { code: ev.b as i32 },
-                    2 => EndReason::Abort,
+                    end::EXIT => EndReason::Exit { code: ev.b as i32 },
+                    end::QUICK_EXIT => EndReason::QuickExit { code: ev.b as i32 },
+                    end::ABORT => EndReason::Abort,
                     _ => EndReason::Exec,
                 };
                 self.stamp_time();
@@ -717,7 +707,7 @@ impl State {
                     reason,
                     anomalies: self.anomalies,
                     unknown_frees: self.unknown_frees,
-                    dropped: self.dropped + DROPPED.load(Ordering::Relaxed),
+                    dropped: DROPPED.load(Ordering::Relaxed),
                 };
                 self.emit(&Record::End(info));
                 self.flush();
