@@ -247,7 +247,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             };
             let _ = writeln!(err, "leakhunt: {} {ending}", command.join(" "));
             let mut code = outcome.exit_code().clamp(0, 255) as u8;
-            match Model::load(&outcome.trace) {
+            match &outcome.model {
                 Ok(m) => {
                     let t = &m.totals;
                     let _ = writeln!(
@@ -258,9 +258,9 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                         report::commas(t.allocated_bytes),
                         report::commas(t.peak_bytes)
                     );
-                    let mut stacks = leakhunt_cli::stacks::Stacks::new(&m);
-                    let a = leaks::analyze(&m, &mut stacks, &supp);
-                    for line in report::leak_summary(&m, &a).lines() {
+                    let mut stacks = leakhunt_cli::stacks::Stacks::new(m);
+                    let a = leaks::analyze(m, &mut stacks, &supp);
+                    for line in report::leak_summary(m, &a).lines() {
                         let _ = writeln!(err, "leakhunt: {line}");
                     }
                     if m.cut.is_some() || m.end.is_none() {
@@ -441,10 +441,9 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 load(&trace)?
             };
             if what == flamegraph::What::Peak {
-                // The live heap as it stood at the peak: a second pass that stops there.
-                let totals = m.totals.clone();
+                // The live heap as it stood at the peak: a second pass that
+                // stops there (its own peak is the same one).
                 m = Model::load_until(&trace, m.peak_record)?;
-                m.totals = totals;
             }
             let style = flamegraph::Style {
                 title,

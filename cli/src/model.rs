@@ -182,24 +182,7 @@ impl Replay {
 
 impl Model {
     pub fn load(path: &Path) -> Result<Model, LoadError> {
-        let p = path.display().to_string();
-        if path.is_dir() {
-            return Err(LoadError::Directory { path: p });
-        }
-        let file = File::open(path).map_err(|err| LoadError::Open {
-            path: p.clone(),
-            err,
-        })?;
-        let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let reader = TraceReader::new(BufReader::with_capacity(1 << 20, file)).map_err(|err| {
-            LoadError::Format {
-                path: p.clone(),
-                err,
-            }
-        })?;
-        let mut m = Model::replay(reader).map_err(|err| LoadError::Format { path: p, err })?;
-        m.file_bytes = file_bytes;
-        Ok(m)
+        Model::load_limited(path, u64::MAX, u64::MAX, 1)
     }
 
     pub fn replay<R: std::io::Read>(reader: TraceReader<R>) -> Result<Model, FormatError> {
@@ -231,17 +214,20 @@ impl Model {
         temporary_threshold: u64,
     ) -> Result<Model, LoadError> {
         let p = path.display().to_string();
+        if path.is_dir() {
+            return Err(LoadError::Directory { path: p });
+        }
         let file = File::open(path).map_err(|err| LoadError::Open {
             path: p.clone(),
             err,
         })?;
+        let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
         let reader = TraceReader::new(BufReader::with_capacity(1 << 20, file)).map_err(|err| {
             LoadError::Format {
                 path: p.clone(),
                 err,
             }
         })?;
-        let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         let mut m = Model::replay_until(reader, limit, until_us, temporary_threshold)
             .map_err(|err| LoadError::Format { path: p, err })?;
         m.file_bytes = file_bytes;

@@ -1,6 +1,7 @@
 //! `leakhunt run`: start a program under libleakhunt.so, wait for it, append
 //! its exit status to the trace, and summarize.
 
+use crate::model::{LoadError, Model};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -118,6 +119,8 @@ pub struct Outcome {
     pub trace: PathBuf,
     pub code: Option<i32>,
     pub signal: Option<i32>,
+    /// The trace, read once (with the exit status), or why it could not be.
+    pub model: Result<Model, LoadError>,
 }
 
 impl Outcome {
@@ -201,32 +204,39 @@ pub fn run(output: Option<&Path>, cmd: &[String]) -> Result<Outcome> {
         None => PathBuf::from(template.replace("%p", &child.id().to_string())),
     };
     use std::os::unix::process::ExitStatusExt;
-    let trace = last_image(&trace, child.id(), explicit_template(&template));
-    let outcome = Outcome {
-        trace,
-        code: status.code(),
-        signal: status.signal(),
-    };
-    if outcome.trace.is_file() {
-        append_exit_status(&outcome.trace, outcome.code, outcome.signal).with_context(|| {
-            format!(
-                "cannot append the exit status to {}",
-                outcome.trace.display()
-            )
-        })?;
+    let (trace, mut model) = last_image(&trace, child.id(), explicit_template(&template));
+    let (code, signal) = (status.code(), status.signal());
+    if let Ok(m) = &mut model {
+        append_exit_status(&trace, code, signal)
+            .with_context(|| format!("cannot append the exit status to {}", trace.display()))?;
+        m.exit_status = Some((code, signal));
     }
-    Ok(outcome)
+    Ok(Outcome {
+        trace,
+        code,
+        signal,
+        model,
+    })
 }
 
 fn explicit_template(template: &str) -> bool {
     !template.contains("%p")
 }
 
-/// The trace of the image the program finally ran: when it exec'd, the new
-/// image of the same pid wrote the next file (named as `preload/src/output.rs`
-/// names a file whose first choice exists).
-fn last_image(first: &Path, pid: u32, explicit: bool) -> PathBuf {
-    let mut current = first.to_path_buf();
+/// The pid a trace's process record names (its first record).
+fn trace_pid(path: &Path) -> Option<u32> {
+    let file = std::fs::File::open(path).ok()?;
+    let mut r = leakhunt_format::TraceReader::new(std::io::BufReader::new(file)).ok()?;
+    match r.next_record().ok()?? {
+        leakhunt_format::Record::Process(p) => Some(p.pid),
+        _ => None,
+    }
+}
+
+/// The trace of the image the program finally ran, and its model: when it
+/// exec'd, the new image of the same pid wrote the next file (named as
+/// `preload/src/output.rs` names a file whose first choice exists).
+fn last_image(first: &Path, pid: u32, explicit: bool) -> (PathBuf, Result<Model, LoadError>) {
     let base = if explicit {
         format!("{}.{pid}", first.display())
     } else {
@@ -238,23 +248,21 @@ fn last_image(first: &Path, pid: u32, explicit: bool) -> PathBuf {
     }
     candidates.extend((1..100).map(|n| PathBuf::from(format!("{base}.{n}"))));
     let mut next = candidates.into_iter();
+    let mut current = first.to_path_buf();
     loop {
-        let ended_in_exec = crate::model::Model::load(&current).is_ok_and(|m| {
+        let model = Model::load(&current);
+        let ended_in_exec = model.as_ref().is_ok_and(|m| {
             matches!(
                 m.end.map(|e| e.reason),
                 Some(leakhunt_format::EndReason::Exec)
             )
         });
         if !ended_in_exec {
-            return current;
+            return (current, model);
         }
-        let found = next.by_ref().find(|c| {
-            crate::model::Model::load(c)
-                .is_ok_and(|m| m.process.as_ref().is_some_and(|p| p.pid == pid))
-        });
-        match found {
+        match next.by_ref().find(|c| trace_pid(c) == Some(pid)) {
             Some(c) => current = c,
-            None => return current,
+            None => return (current, model),
         }
     }
 }
