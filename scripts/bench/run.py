@@ -11,7 +11,8 @@ Usage: run.py [all|c|python]   (default all; RUNS=N sets the runs per tool, 5)
 """
 import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time
 
-import pybench
+sys.dont_write_bytecode = True  # no __pycache__ in scripts/bench
+import pybench  # noqa: E402
 
 root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 rel = os.path.join(root, "target", "release")
