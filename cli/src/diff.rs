@@ -8,7 +8,7 @@
 
 use crate::model::Model;
 use crate::report::commas;
-use crate::stacks::{allocation_site, frame_name, Stacks};
+use crate::stacks::{allocation_site, frame_label, Stacks};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -47,7 +47,7 @@ fn live_by_site(model: &Model) -> HashMap<Vec<String>, (u64, u64)> {
         let frames: Vec<String> = all[allocation_site(&all)..]
             .iter()
             .rev()
-            .map(|f| frame_name(f).replace(';', ":"))
+            .map(|f| frame_label(f).replace(';', ":"))
             .collect();
         let e = out.entry(frames).or_default();
         e.0 += bytes;

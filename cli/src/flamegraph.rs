@@ -2,7 +2,7 @@
 
 use crate::model::Model;
 use crate::report::commas;
-use crate::stacks::{allocation_site, frame_name, Stacks};
+use crate::stacks::{allocation_site, frame_label, Stacks};
 use leakhunt_format::LeakKind;
 use std::collections::HashMap;
 use std::io::Write;
@@ -75,6 +75,7 @@ enum FrameClass {
     C,
     Cpp,
     Rust,
+    Python,
     Runtime,
     Unknown,
 }
@@ -82,24 +83,14 @@ enum FrameClass {
 impl FrameClass {
     fn of(f: &crate::symbolize::Frame) -> FrameClass {
         use crate::symbolize::Language;
-        let file = f.module.rsplit('/').next().unwrap_or("");
-        let runtime = [
-            "libc.so",
-            "ld-linux",
-            "libstdc++.so",
-            "libgcc_s.so",
-            "libm.so",
-            "libpthread",
-        ]
-        .iter()
-        .any(|r| file.starts_with(r));
-        if runtime {
+        if f.language != Language::Python && crate::stacks::is_runtime_module(&f.module) {
             return FrameClass::Runtime;
         }
         match f.language {
             Language::C => FrameClass::C,
             Language::Cpp => FrameClass::Cpp,
             Language::Rust => FrameClass::Rust,
+            Language::Python => FrameClass::Python,
             Language::Unknown => FrameClass::Unknown,
         }
     }
@@ -110,6 +101,7 @@ impl FrameClass {
             FrameClass::C => (238, 160, 80),
             FrameClass::Cpp => (226, 110, 90),
             FrameClass::Rust => (214, 140, 40),
+            FrameClass::Python => (110, 180, 100),
             FrameClass::Runtime => (140, 160, 200),
             FrameClass::Unknown => (185, 185, 185),
         }
@@ -146,7 +138,7 @@ fn collect(model: &Model, what: What, kinds: &[LeakKind]) -> Collected {
         let frames = &all[allocation_site(&all)..];
         let mut names: Vec<String> = Vec::with_capacity(frames.len());
         for f in frames.iter().rev() {
-            let name = frame_name(f).replace(';', ":");
+            let name = frame_label(f).replace(';', ":");
             classes
                 .entry(name.clone())
                 .or_insert_with(|| FrameClass::of(f));

@@ -7,6 +7,7 @@ pub mod export;
 pub mod flamegraph;
 pub mod leaks;
 pub mod model;
+pub mod python;
 pub mod report;
 pub mod run;
 pub mod stacks;

@@ -113,6 +113,8 @@ pub struct Model {
     pub verdicts: HashMap<u64, Verdict>,
     /// Records that refer to things the trace never defined (a damaged trace).
     pub inconsistencies: u64,
+    /// Python code objects by id (their frames are in the stacks).
+    pub py_codes: HashMap<u64, leakhunt_format::PyCode>,
 }
 
 /// The state of one pass that is not part of the result.
@@ -360,6 +362,9 @@ impl Model {
                     );
                 }
                 Record::ExitStatus { code, signal } => m.exit_status = Some((code, signal)),
+                Record::PyCode(c) => {
+                    m.py_codes.insert(c.id, c);
+                }
             }
             m.timeline.sample(st.now_us, st.live_bytes);
             if st.live_bytes > m.totals.peak_bytes {

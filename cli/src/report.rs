@@ -3,7 +3,10 @@
 
 use crate::leaks::{analyze, Amount, Analysis, LossRecord, RecordKind, Suppressor, HEURISTICS};
 use crate::model::Model;
-use crate::stacks::{allocation_site, frame_name, language_name, module_short, Stacks};
+use crate::stacks::{
+    allocation_site, frame_label, frame_name, language_name, module_short, user_site, Stacks,
+};
+use crate::symbolize::Language;
 use leakhunt_format::{Cut, EndReason, LeakKind, Origin};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -36,8 +39,11 @@ struct JsonFrame {
     function: Option<String>,
     file: Option<String>,
     line: Option<u32>,
-    module: String,
-    address: String,
+    /// Native frames only: a Python frame has no module or address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    module: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    address: Option<String>,
     language: &'static str,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     inlined: bool,
@@ -103,8 +109,8 @@ fn frame_json(f: &crate::symbolize::Frame) -> JsonFrame {
         function: f.function.clone(),
         file: f.file.clone(),
         line: f.line,
-        module: f.module.clone(),
-        address: format!("{:#x}", f.address),
+        module: (f.language != Language::Python).then(|| f.module.clone()),
+        address: (f.language != Language::Python).then(|| format!("{:#x}", f.address)),
         language: language_name(f.language),
         inlined: f.inlined,
     }
@@ -278,9 +284,24 @@ fn growth_text(model: &Model, stacks: &mut Stacks, o: &mut String) {
     let growth = crate::timeline::growth(&model.timeline, model.duration_us);
     for g in growth.iter().take(5) {
         let all = stacks.frames(g.stack);
-        let site = shown_frames(&all, 3)
+        let from = user_site(&all);
+        // Then its callers, without the interpreter's machinery between them.
+        let site = all[from..]
             .iter()
-            .map(frame_name)
+            .enumerate()
+            .filter(|(i, f)| {
+                *i == 0
+                    || f.language == Language::Python
+                    || !crate::stacks::is_runtime_module(&f.module)
+            })
+            .map(|(_, f)| f)
+            .take(3)
+            .map(|f| match (&f.file, f.line, f.language) {
+                (Some(file), Some(line), l) if l != Language::Python => {
+                    format!("{} ({}:{line})", frame_name(f), module_short(file))
+                }
+                _ => frame_label(f),
+            })
             .collect::<Vec<_>>()
             .join(" < ");
         let _ = writeln!(

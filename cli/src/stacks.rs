@@ -63,6 +63,10 @@ impl<'a> Stacks<'a> {
         });
         let mut frames = Vec::new();
         for ip in model.stack_ips(node) {
+            if let Some((code, offset)) = leakhunt_format::parse_python_frame(ip) {
+                frames.push(crate::python::frame(model.py_codes.get(&code), offset));
+                continue;
+            }
             // Every recorded address is a return address: the innermost one
             // points just after the call into the allocator.
             frames.extend(sym.symbolize(ip, true));
@@ -98,11 +102,27 @@ pub fn frame_name(f: &Frame) -> String {
     }
 }
 
+/// How a frame is named where there is room for one label only (flamegraph
+/// frames, growth lines, collapsed stacks): a Python frame with its file and
+/// line, since `get` alone does not say which of a program's many `get`s.
+pub fn frame_label(f: &Frame) -> String {
+    let name = frame_name(f);
+    if f.language != Language::Python {
+        return name;
+    }
+    match (&f.file, f.line) {
+        (Some(file), Some(line)) => format!("{name} ({}:{line})", module_short(file)),
+        (Some(file), None) => format!("{name} ({})", module_short(file)),
+        _ => name,
+    }
+}
+
 pub fn language_name(l: Language) -> &'static str {
     match l {
         Language::C => "c",
         Language::Cpp => "c++",
         Language::Rust => "rust",
+        Language::Python => "python",
         Language::Unknown => "unknown",
     }
 }
@@ -135,6 +155,56 @@ pub fn is_allocator_frame(f: &Frame) -> bool {
         || name.starts_with("alloc::raw_vec::")
         || name.starts_with("<alloc::raw_vec::")
         || name.starts_with("alloc::boxed::box_new")
+}
+
+/// Modules of the C runtime and the interpreter: never "the user's code".
+pub fn is_runtime_module(path: &str) -> bool {
+    let file = module_short(path);
+    [
+        "libc.so",
+        "ld-linux",
+        "libstdc++.so",
+        "libgcc_s.so",
+        "libm.so",
+        "libpthread",
+        "libpython",
+        "python2",
+        "python3",
+    ]
+    .iter()
+    .any(|r| file.starts_with(r))
+}
+
+/// Whether a Python file is the interpreter's library or an installed
+/// package rather than the program being run.
+fn is_library_python(file: &str) -> bool {
+    file.starts_with('<')
+        || file.contains("/site-packages/")
+        || file.contains("/dist-packages/")
+        || file
+            .split('/')
+            .any(|c| c.starts_with("python3.") || c.starts_with("python2."))
+}
+
+/// The first frame of the program's own code (what a growth line names):
+/// the innermost Python frame of the program's own files, else the
+/// innermost Python frame, else the first native frame outside the C
+/// runtime and the allocator, else the allocation site.
+pub fn user_site(frames: &[Frame]) -> usize {
+    let python = |own: bool| {
+        frames.iter().position(|f| {
+            f.language == Language::Python
+                && (!own || !f.file.as_deref().is_some_and(is_library_python))
+        })
+    };
+    python(true)
+        .or_else(|| python(false))
+        .or_else(|| {
+            frames.iter().position(|f| {
+                !is_allocator_frame(f) && f.function.is_some() && !is_runtime_module(&f.module)
+            })
+        })
+        .unwrap_or_else(|| allocation_site(frames))
 }
 
 /// Where the program's own frames start in a stack (innermost first).

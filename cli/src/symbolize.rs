@@ -68,6 +68,8 @@ pub enum Language {
     #[serde(rename = "c++")]
     Cpp,
     Rust,
+    /// A frame of the interpreted program (no address: a code object and offset).
+    Python,
     Unknown,
 }
 

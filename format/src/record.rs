@@ -194,6 +194,48 @@ pub enum Record {
         indirect_bytes: u64,
         indirect_blocks: u64,
     },
+    /// A Python code object, defined once before the first stack that runs
+    /// it; stacks name it by `id` in their Python frames (`python_frame`).
+    PyCode(PyCode),
+}
+
+/// What the CLI needs of a CPython code object to name a frame and turn an
+/// instruction offset into a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PyCode {
+    pub id: u64,
+    /// `co_qualname` (`Class.method`, `outer.<locals>.inner`).
+    pub name: String,
+    /// `co_filename` as the interpreter has it.
+    pub file: String,
+    /// `co_firstlineno`.
+    pub first_line: u32,
+    /// `co_linetable`, in the format `linetable_format` names (3: the
+    /// location table of CPython 3.11+).
+    pub linetable_format: u8,
+    pub linetable: Vec<u8>,
+}
+
+/// Stack entries with this bit set are Python frames, not return addresses
+/// (no user-space address has it): the code object's id and the offset of
+/// the current instruction in code units.
+pub const PYTHON_FRAME_TAG: u64 = 1 << 63;
+const PYTHON_OFFSET_BITS: u32 = 24;
+
+/// The stack entry of a Python frame (`offset` saturates at 2^24 - 1).
+pub fn python_frame(code_id: u64, offset: u64) -> u64 {
+    let offset = offset.min((1 << PYTHON_OFFSET_BITS) - 1);
+    PYTHON_FRAME_TAG
+        | (code_id & ((1 << (63 - PYTHON_OFFSET_BITS)) - 1)) << PYTHON_OFFSET_BITS
+        | offset
+}
+
+/// `(code id, instruction offset)` of a stack entry that is a Python frame.
+pub fn parse_python_frame(ip: u64) -> Option<(u64, u64)> {
+    (ip & PYTHON_FRAME_TAG != 0).then_some((
+        (ip & !PYTHON_FRAME_TAG) >> PYTHON_OFFSET_BITS,
+        ip & ((1 << PYTHON_OFFSET_BITS) - 1),
+    ))
 }
 
 /// memcheck's leak kinds, as the exit scan decides them.
@@ -271,6 +313,8 @@ mod tag {
     pub const EXIT_STATUS: u8 = 15;
     pub const LEAK_SCAN: u8 = 16;
     pub const LEAK_BLOCK: u8 = 17;
+    /// Skippable: an older reader ignores Python code objects.
+    pub const PY_CODE: u8 = 0x80;
     /// Tags from here up carry a varint byte length, so that an older reader
     /// can skip records added later without a format version bump.
     pub const FIRST_SKIPPABLE: u8 = 0x80;
@@ -477,6 +521,17 @@ impl Encoder {
                 out.push(*heuristic);
                 put(out, *indirect_bytes);
                 put(out, *indirect_blocks);
+            }
+            Record::PyCode(c) => {
+                out.push(tag::PY_CODE);
+                let mut body = Vec::with_capacity(c.linetable.len() + c.name.len() + 32);
+                put(&mut body, c.id);
+                put_str(&mut body, &c.name);
+                put_str(&mut body, &c.file);
+                put(&mut body, c.first_line as u64);
+                body.push(c.linetable_format);
+                put_bytes(&mut body, &c.linetable);
+                put_bytes(out, &body);
             }
         }
     }
@@ -694,6 +749,28 @@ impl Decoder {
                         indirect_bytes: c.u64()?,
                         indirect_blocks: c.u64()?,
                     }
+                }
+                tag::PY_CODE => {
+                    let body = c.bytes()?;
+                    let mut at = 0usize;
+                    let mut b = Cursor {
+                        buf: body,
+                        pos: &mut at,
+                    };
+                    let id = b.u64()?;
+                    let name = b.string()?;
+                    let file = b.string()?;
+                    let first_line = b.u32()?;
+                    let linetable_format = b.byte()?;
+                    let linetable = b.bytes()?.to_vec();
+                    Record::PyCode(PyCode {
+                        id,
+                        name,
+                        file,
+                        first_line,
+                        linetable_format,
+                        linetable,
+                    })
                 }
                 t if t >= tag::FIRST_SKIPPABLE => {
                     c.bytes()?;

@@ -2,6 +2,14 @@ use super::*;
 
 fn sample() -> Vec<Record> {
     vec![
+        Record::PyCode(PyCode {
+            id: 7,
+            name: "Handler.get".into(),
+            file: "/srv/app.py".into(),
+            first_line: 21,
+            linetable_format: 3,
+            linetable: vec![0x80, 0x81, 0xff],
+        }),
         Record::Process(ProcessInfo {
             pid: 42,
             ppid: 1,
@@ -195,4 +203,28 @@ fn unknown_skippable_records_are_skipped() {
     let (got, cut) = read_all(&file);
     assert_eq!(cut, None);
     assert_eq!(got, vec![Record::Thread { tid: 7 }]);
+}
+
+#[test]
+fn python_frames_are_tagged() {
+    let ip = python_frame(12345, 678);
+    assert_eq!(parse_python_frame(ip), Some((12345, 678)));
+    assert_eq!(parse_python_frame(0x7fff_ffff_f000), None);
+    // Offsets saturate rather than spill into the id.
+    assert_eq!(
+        parse_python_frame(python_frame(3, u64::MAX)),
+        Some((3, (1 << 24) - 1))
+    );
+}
+
+#[test]
+fn older_reader_skips_python_code() {
+    // The record is length-prefixed: a reader that does not know it moves on.
+    let mut e = Encoder::default();
+    let mut buf = Vec::new();
+    e.encode(&sample()[0], &mut buf);
+    assert_eq!(buf[0], 0x80);
+    let mut pos = 1;
+    let len = crate::varint::get(&buf, &mut pos).unwrap() as usize;
+    assert_eq!(pos + len, buf.len());
 }

@@ -333,7 +333,18 @@ pub unsafe extern "C" fn munmap(addr: *mut c_void, len: size_t) -> c_int {
             ..Default::default()
         });
     }
+    crate::python::safe::maps_changed();
     (r.munmap)(addr, len)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mprotect(addr: *mut c_void, len: size_t, prot: c_int) -> c_int {
+    let Some(f) = real::get().and_then(|r| r.mprotect) else {
+        return libc::syscall(libc::SYS_mprotect, addr, len, prot) as c_int;
+    };
+    // Pages the Python frame reader knew as readable may not be any more.
+    crate::python::safe::maps_changed();
+    f(addr, len, prot)
 }
 
 #[no_mangle]
@@ -350,6 +361,7 @@ pub unsafe extern "C" fn mremap(
     let Some(f) = r.mremap else {
         return libc::MAP_FAILED;
     };
+    crate::python::safe::maps_changed();
     let Some(_g) = Guard::enter() else {
         return f(old, old_len, new_len, flags, new_addr);
     };
@@ -386,6 +398,8 @@ pub fn send_modules() {
 fn modules_changed() {
     if let Some(_g) = Guard::enter() {
         send_modules();
+        // An embedding program may have just loaded libpython.
+        crate::python::detect();
     }
 }
 
@@ -408,6 +422,7 @@ pub unsafe extern "C" fn dlclose(h: *mut c_void) -> c_int {
     };
     let ret = f(h);
     crate::unwind::invalidate();
+    crate::python::safe::maps_changed();
     modules_changed();
     ret
 }

@@ -14,6 +14,7 @@ mod guard;
 mod hooks;
 mod modules;
 mod output;
+mod python;
 mod queue;
 mod real;
 mod scan;
@@ -133,6 +134,7 @@ fn init() {
         }
     }
     hooks::send_modules();
+    python::detect();
     writer::open_now();
     writer::spawn();
 }

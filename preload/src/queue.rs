@@ -53,6 +53,13 @@ pub mod kind {
     /// The process image ends: a = one of `end::*`, b = exit status; flush
     /// (and stop, but for an exec, which may fail).
     pub const END: u32 = 12;
+    /// A Python code object seen for the first time: a = id, b = its
+    /// address, c = first line | line table format << 32, d = name length |
+    /// file name length << 16 | line table length << 32; the bytes (name,
+    /// file name, line table) follow in PY_BYTES events of the same thread,
+    /// 24 per event in a, b, c.
+    pub const PY_CODE: u32 = 13;
+    pub const PY_BYTES: u32 = 14;
 }
 
 /// How a process image ends (the `a` of an END event; see `EndReason`).

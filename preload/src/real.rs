@@ -22,6 +22,7 @@ pub type UsableFn = unsafe extern "C" fn(*mut c_void) -> size_t;
 pub type MmapFn =
     unsafe extern "C" fn(*mut c_void, size_t, c_int, c_int, c_int, off_t) -> *mut c_void;
 pub type MunmapFn = unsafe extern "C" fn(*mut c_void, size_t) -> c_int;
+pub type MprotectFn = unsafe extern "C" fn(*mut c_void, size_t, c_int) -> c_int;
 pub type MremapFn =
     unsafe extern "C" fn(*mut c_void, size_t, size_t, c_int, *mut c_void) -> *mut c_void;
 pub type DlopenFn = unsafe extern "C" fn(*const c_char, c_int) -> *mut c_void;
@@ -57,6 +58,7 @@ pub struct Real {
     pub mmap: MmapFn,
     pub munmap: MunmapFn,
     pub mremap: Option<MremapFn>,
+    pub mprotect: Option<MprotectFn>,
     pub dlopen: Option<DlopenFn>,
     pub dlclose: Option<DlcloseFn>,
     pub execve: Option<ExecveFn>,
@@ -164,6 +166,7 @@ unsafe fn resolve_all() -> Real {
         mmap: must!("mmap"),
         munmap: must!("munmap"),
         mremap: may!("mremap"),
+        mprotect: may!("mprotect"),
         dlopen: may!("dlopen"),
         dlclose: may!("dlclose"),
         execve: may!("execve"),

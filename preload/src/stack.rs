@@ -9,17 +9,25 @@
 use crate::queue::{kind, Event};
 use core::cell::UnsafeCell;
 
-pub const MAX_DEPTH: usize = 64;
+/// Native frames kept (innermost first).
+const MAX_NATIVE: usize = 64;
+/// Entries of a recorded stack: native frames with Python frames spliced in.
+pub const MAX_DEPTH: usize = 160;
 const SENT_SLOTS: usize = 1024;
 
 struct Scratch {
-    ips: UnsafeCell<[usize; MAX_DEPTH + 8]>,
+    ips: UnsafeCell<[usize; MAX_NATIVE + 8]>,
+    spliced: UnsafeCell<[usize; MAX_DEPTH]>,
     sent: UnsafeCell<[u64; SENT_SLOTS]>,
 }
 
 thread_local! {
     static SCRATCH: Scratch = const {
-        Scratch { ips: UnsafeCell::new([0; MAX_DEPTH + 8]), sent: UnsafeCell::new([0; SENT_SLOTS]) }
+        Scratch {
+            ips: UnsafeCell::new([0; MAX_NATIVE + 8]),
+            spliced: UnsafeCell::new([0; MAX_DEPTH]),
+            sent: UnsafeCell::new([0; SENT_SLOTS]),
+        }
     };
 }
 
@@ -104,7 +112,13 @@ pub fn capture(tid: u32, push: impl Fn(&Event)) -> u64 {
         while skip < n && ips[skip] >= lo && ips[skip] < hi {
             skip += 1;
         }
-        let frames = &ips[skip..n.min(skip + MAX_DEPTH)];
+        let native = &ips[skip..n.min(skip + MAX_NATIVE)];
+        // SAFETY: as above.
+        let spliced = unsafe { &mut *s.spliced.get() };
+        let frames = match crate::python::splice(native, spliced, tid, &push) {
+            Some(k) => &spliced[..k],
+            None => native,
+        };
         let h = hash_ips(frames);
         let slot = &mut sent[(h as usize >> 3) & (SENT_SLOTS - 1)];
         if *slot != h {

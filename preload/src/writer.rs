@@ -11,7 +11,7 @@ use crate::queue::{end, kind, Event, Pop, QUEUE};
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use leakhunt_format::{
-    AllocFn, ChunkWriter, EndInfo, EndReason, Module, Origin, ProcessInfo, Record,
+    AllocFn, ChunkWriter, EndInfo, EndReason, Module, Origin, ProcessInfo, PyCode, Record,
 };
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -82,6 +82,12 @@ pub struct State {
     mappings: std::collections::BTreeMap<u64, u64>,
     /// Stacks being received, per thread: (hash, depth, frames so far).
     partial: FastMap<u32, (u64, usize, Vec<u64>)>,
+    /// Python code objects being received, per thread.
+    partial_code: FastMap<u32, PendingCode>,
+    /// Described code objects by address (their free forgets them), and
+    /// every description, for the file a fork child starts.
+    code_ids: FastMap<u64, u64>,
+    codes: Vec<PyCode>,
     /// The block a thread's realloc released, until the realloc returns.
     realloc_stash: FastMap<u32, (u64, Option<Block>)>,
     last_tid: u32,
@@ -105,6 +111,9 @@ impl State {
             next_module_id: 0,
             mappings: Default::default(),
             partial: FastMap::default(),
+            partial_code: FastMap::default(),
+            code_ids: FastMap::default(),
+            codes: Vec::new(),
             realloc_stash: FastMap::default(),
             last_tid: 0,
             last_time_us: 0,
@@ -113,6 +122,22 @@ impl State {
             unknown_frees: 0,
             finished: false,
         }
+    }
+}
+
+/// A code object description arriving in PY_BYTES pieces.
+struct PendingCode {
+    address: u64,
+    code: PyCode,
+    name_len: usize,
+    file_len: usize,
+    table_len: usize,
+    bytes: Vec<u8>,
+}
+
+impl PendingCode {
+    fn total(&self) -> usize {
+        self.name_len + self.file_len + self.table_len
     }
 }
 
@@ -487,6 +512,10 @@ impl State {
         for m in self.modules.clone() {
             self.emit(&Record::Module(m));
         }
+        for c in std::mem::take(&mut self.codes) {
+            self.emit(&Record::PyCode(c.clone()));
+            self.codes.push(c);
+        }
         if let FileStart::Forked { .. } = start {
             let mut blocks: Vec<(u64, Block)> = self.live.iter().map(|(&p, &b)| (p, b)).collect();
             blocks.sort_unstable_by_key(|&(p, _)| p);
@@ -571,10 +600,69 @@ impl State {
         if b.is_some() {
             self.thread(tid);
             self.emit(&Record::Free { ptr });
+            if !self.code_ids.is_empty() && self.code_ids.remove(&ptr).is_some() {
+                // The next code object at this address is another one.
+                crate::python::forget_code(ptr);
+            }
         } else {
             self.unknown_frees += 1;
         }
         b
+    }
+
+    fn python_code(&mut self, ev: &Event) {
+        let name_len = (ev.d & 0xffff) as usize;
+        let file_len = (ev.d >> 16 & 0xffff) as usize;
+        let table_len = (ev.d >> 32) as usize;
+        let pending = PendingCode {
+            address: ev.b,
+            code: PyCode {
+                id: ev.a,
+                name: String::new(),
+                file: String::new(),
+                first_line: ev.c as u32,
+                linetable_format: (ev.c >> 32) as u8,
+                linetable: Vec::new(),
+            },
+            name_len,
+            file_len,
+            table_len,
+            bytes: Vec::with_capacity(name_len + file_len + table_len),
+        };
+        let done = pending.total() == 0;
+        self.partial_code.insert(ev.tid, pending);
+        if done {
+            self.finish_code(ev.tid);
+        }
+    }
+
+    fn python_bytes(&mut self, ev: &Event) {
+        let Some(p) = self.partial_code.get_mut(&ev.tid) else {
+            return;
+        };
+        let want = p.total() - p.bytes.len();
+        let mut piece = [0u8; 24];
+        piece[..8].copy_from_slice(&ev.a.to_le_bytes());
+        piece[8..16].copy_from_slice(&ev.b.to_le_bytes());
+        piece[16..].copy_from_slice(&ev.c.to_le_bytes());
+        p.bytes.extend_from_slice(&piece[..want.min(24)]);
+        if p.bytes.len() >= p.total() {
+            self.finish_code(ev.tid);
+        }
+    }
+
+    fn finish_code(&mut self, tid: u32) {
+        let Some(mut p) = self.partial_code.remove(&tid) else {
+            return;
+        };
+        let (name, rest) = p.bytes.split_at(p.name_len);
+        let (file, table) = rest.split_at(p.file_len);
+        p.code.name = String::from_utf8_lossy(name).into_owned();
+        p.code.file = String::from_utf8_lossy(file).into_owned();
+        p.code.linetable = table.to_vec();
+        self.code_ids.insert(p.address, p.code.id);
+        self.emit(&Record::PyCode(p.code.clone()));
+        self.codes.push(p.code);
     }
 
     fn handle(&mut self, ev: &Event) {
@@ -661,6 +749,8 @@ impl State {
                     self.finish_stack(ev.tid);
                 }
             }
+            kind::PY_CODE => self.python_code(ev),
+            kind::PY_BYTES => self.python_bytes(ev),
             kind::MMAP => {
                 // Read-only or inaccessible mappings hold no pointers worth scanning.
                 if (ev.d >> 32) as i32 & libc::PROT_WRITE != 0 {
@@ -885,6 +975,7 @@ pub extern "C" fn after_fork_child() {
     }
     QUEUE.reset();
     st.partial.clear();
+    st.partial_code.clear();
     st.realloc_stash.clear();
     if had_output {
         st.anomalies = 0;
