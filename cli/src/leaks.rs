@@ -66,8 +66,16 @@ impl Amount {
     }
 }
 
-/// memcheck's interior-pointer heuristics, by the code the recorder writes.
-pub const HEURISTICS: [&str; 4] = ["stdstring", "length64", "newarray", "multipleinheritance"];
+/// memcheck's interior-pointer heuristics, by the code the recorder writes,
+/// then ours: `python` (CPython objects after their GC header, see
+/// leakhunt-leakcheck), which memcheck does not have.
+pub const HEURISTICS: [&str; 5] = [
+    "stdstring",
+    "length64",
+    "newarray",
+    "multipleinheritance",
+    "python",
+];
 
 #[derive(Debug, Default)]
 pub struct Analysis {
@@ -79,7 +87,7 @@ pub struct Analysis {
     pub possibly_lost: Amount,
     pub still_reachable: Amount,
     /// Still reachable only thanks to a heuristic, per heuristic.
-    pub via_heuristic: [Amount; 4],
+    pub via_heuristic: [Amount; HEURISTICS.len()],
     pub suppressed: Amount,
     /// Of the suppressed, what the built-in list of runtime noise hid.
     pub builtin_hidden: Amount,

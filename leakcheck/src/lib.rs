@@ -80,6 +80,33 @@
 //! One addition: memcheck only rolls up bytes (`indirect_szB`); the same
 //! rule is applied to a block count in [`Outcome::indirect_blocks`].
 //!
+//! # A heuristic of ours: `python`
+//!
+//! memcheck has no heuristic for CPython, whose objects do not start their
+//! malloc block: a GC-tracked object sits after its 16-byte `PyGC_Head`, and
+//! one with a managed dict (3.11+) 32 bytes in, after the two-word pre-header
+//! before the GC head. Every pointer to such an object is an interior
+//! pointer, so under memcheck's rules (with `PYTHONMALLOC=malloc`) a Python
+//! heap is mostly "possibly lost". With [`Options::python_type_type`] set
+//! (the address of `PyType_Type` in the process), [`classify_with`] tries one
+//! more heuristic after memcheck's four, in the same place and with the same
+//! consequences as theirs: an interior pointer `ptr` at exactly `start + 16`
+//! or `start + 32` is accepted when `ptr` is a live object head, i.e. the
+//! block's words at `ptr` (`ob_refcnt`) and `ptr + 8` (`ob_type`, say `T`)
+//! are readable, the refcount is in `1 .. 2^40`, `T` is 8-aligned and at
+//! least 4096, and the word at `T + 8` (the type's own type) is `PyType_Type`
+//! or is itself a type whose type is `PyType_Type` (a metaclass). Words of
+//! `T` (and of its type) are read from a live block when they lie in one
+//! (entirely inside it), else through [`Memory::word_anywhere`], which
+//! answers only for memory it knows to be safely readable. The same
+//! heuristic also accepts the other interior pointer such a heap is made of:
+//! a managed dict's values array (3.11, 3.12: `new_values` in
+//! Objects/dictobject.c), which the object's pre-header points at
+//! `prefix` bytes into its block, where `prefix = round_up(n + 2, 8)` for
+//! the `n` value slots that follow (so `size == prefix + 8 n`, `n > 0`) and
+//! the byte just before the pointer holds `prefix`. Without the option,
+//! [`classify`] is exactly memcheck.
+//!
 //! # The root set memcheck uses (amd64 Linux)
 //!
 //! From `MC_(detect_memory_leaks)` and the callers of `lc_scan_memory`:
@@ -201,6 +228,17 @@ pub enum Heuristic {
     Length64,
     NewArray,
     MultipleInheritance,
+    /// Not memcheck's: a CPython object head at `start + 16` or `start + 32`
+    /// (see the crate documentation). Only with [`Options::python_type_type`].
+    Python,
+}
+
+/// What [`classify_with`] adds to memcheck's rules.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// The address of CPython's `PyType_Type` in the process: turns the
+    /// [`Heuristic::Python`] heuristic on. `None`: off (not a Python process).
+    pub python_type_type: Option<u64>,
 }
 
 /// What memcheck concludes for one block.
@@ -249,6 +287,17 @@ pub trait Memory {
     /// it (and may cache the answer per address).
     fn is_vtable_location(&self, addr: u64) -> bool;
 
+    /// The aligned word at `addr` wherever it is (a module's data, an
+    /// allocator's page), for the `python` heuristic's reads of type objects
+    /// outside the live blocks; `None` unless the implementation knows the
+    /// word can be read without faulting (nor side effects: no device
+    /// memory). Only ever called with an 8-aligned `addr`. The default knows
+    /// nothing.
+    fn word_anywhere(&self, addr: u64) -> Option<u64> {
+        let _ = addr;
+        None
+    }
+
     /// Calls `f(addr, word)` for every 8-aligned `addr` in `[start, end)`
     /// (both 8-aligned), **in increasing order**, for which [`Memory::word`]
     /// would return `Some(word)`. The default calls `word` for each address;
@@ -296,6 +345,7 @@ fn heuristic_code(h: Heuristic) -> u8 {
         Heuristic::Length64 => 2,
         Heuristic::NewArray => 3,
         Heuristic::MultipleInheritance => 4,
+        Heuristic::Python => 5,
     }
 }
 
@@ -305,6 +355,7 @@ fn heuristic_from_code(c: u8) -> Option<Heuristic> {
         2 => Some(Heuristic::Length64),
         3 => Some(Heuristic::NewArray),
         4 => Some(Heuristic::MultipleInheritance),
+        5 => Some(Heuristic::Python),
         _ => None,
     }
 }
@@ -379,11 +430,23 @@ struct LeakCheck<'a, M: Memory> {
     markstack: Vec<u32>,
     /// Scratch buffer of `lc_scan_memory`.
     batch: Vec<u64>,
+    /// `PyType_Type`'s address, when the `python` heuristic is on.
+    python_type_type: Option<u64>,
 }
 
 /// Classifies every block as memcheck 3.19 does. `blocks` must be sorted by
 /// start and non-overlapping. Returns one [`Outcome`] per block, same order.
 pub fn classify(blocks: &[Block], roots: &Roots, mem: &impl Memory) -> Vec<Outcome> {
+    classify_with(blocks, roots, mem, &Options::default())
+}
+
+/// [`classify`], with the heuristics of ours that `options` turns on.
+pub fn classify_with(
+    blocks: &[Block],
+    roots: &Roots,
+    mem: &impl Memory,
+    options: &Options,
+) -> Vec<Outcome> {
     assert!(
         blocks.len() < NOT_FOUND as usize,
         "too many blocks for the mark stack"
@@ -440,6 +503,7 @@ pub fn classify(blocks: &[Block], roots: &Roots, mem: &impl Memory) -> Vec<Outco
         indirect_blocks: vec![0; n],
         markstack: Vec::with_capacity(n),
         batch: Vec::with_capacity(BATCH),
+        python_type_type: options.python_type_type,
     };
     lc.detect_memory_leaks(roots);
     lc.outcomes()
@@ -898,6 +962,76 @@ impl<M: Memory> LeakCheck<'_, M> {
             }
         }
 
+        // Ours, last: a CPython object after its GC header (+16) or after the
+        // managed-dict pre-header and the GC header (+32).
+        if let Some(type_type) = self.python_type_type {
+            if (ptr == data.wrapping_add(2 * WORD) || ptr == data.wrapping_add(4 * WORD))
+                && self.is_python_object(ch, ptr, type_type)
+            {
+                return Some(Heuristic::Python);
+            }
+            if self.is_dict_values(ch, ptr) {
+                return Some(Heuristic::Python);
+            }
+        }
+
         None
+    }
+
+    /// Whether `ptr`, inside `ch`, is the head of a live CPython object: a
+    /// plausible refcount, and an `ob_type` that is a type (its own type is
+    /// `PyType_Type`, or a metaclass whose type is).
+    fn is_python_object(&self, ch: &Block, ptr: u64, type_type: u64) -> bool {
+        // Refcounts are small; immortal objects (3.12+) use 2^32 - 1.
+        const MAX_REFCNT: u64 = 1 << 40;
+        let plausible = |p: u64| p.is_multiple_of(WORD) && p >= PAGE_SIZE;
+        let Some(refcnt) = self.block_word(ch, ptr) else {
+            return false;
+        };
+        let Some(ob_type) = self.block_word(ch, ptr.wrapping_add(WORD)) else {
+            return false;
+        };
+        if refcnt == 0 || refcnt >= MAX_REFCNT || !plausible(ob_type) {
+            return false;
+        }
+        let Some(meta) = ob_type.checked_add(WORD).and_then(|a| self.any_word(a)) else {
+            return false;
+        };
+        if meta == type_type {
+            return true;
+        }
+        plausible(meta)
+            && meta
+                .checked_add(WORD)
+                .and_then(|a| self.any_word(a))
+                .is_some_and(|w| w == type_type)
+    }
+
+    /// Whether `ptr` is where CPython 3.11/3.12's `new_values(n)` put a
+    /// managed dict's values in `ch`: `prefix` bytes in, with
+    /// `prefix = round_up(n + 2, 8) < 256`, `ch.size == prefix + 8 n`,
+    /// `n > 0`, and `prefix` in the byte before `ptr`.
+    fn is_dict_values(&self, ch: &Block, ptr: u64) -> bool {
+        let prefix = ptr.wrapping_sub(ch.start);
+        if !prefix.is_multiple_of(WORD) || !(WORD..256).contains(&prefix) || ch.size <= prefix {
+            return false;
+        }
+        let rest = ch.size - prefix;
+        if !rest.is_multiple_of(WORD) || (rest / WORD + 2).next_multiple_of(WORD) != prefix {
+            return false;
+        }
+        // Little-endian: the byte before `ptr` is the top byte of this word.
+        self.block_word(ch, ptr - WORD)
+            .is_some_and(|w| w >> 56 == prefix)
+    }
+
+    /// The word at `addr` (8-aligned): from the live block it lies in, if it
+    /// lies entirely inside one, else through [`Memory::word_anywhere`]. A
+    /// word straddling a block's end is refused (memcheck's redzone).
+    fn any_word(&self, addr: u64) -> Option<u64> {
+        match self.lc_is_a_chunk_ptr(addr) {
+            Some(j) => self.block_word(&self.blocks[j], addr),
+            None => self.mem.word_anywhere(addr),
+        }
     }
 }

@@ -9,6 +9,10 @@ struct Fake {
     words: HashMap<u64, u64>,
     vtables: HashSet<u64>,
     blocks: Vec<Block>,
+    /// Memory outside the blocks that `word_anywhere` may read (a module's
+    /// data, say).
+    anywhere: HashMap<u64, u64>,
+    options: Options,
 }
 
 impl Memory for Fake {
@@ -19,6 +23,17 @@ impl Memory for Fake {
     fn is_vtable_location(&self, addr: u64) -> bool {
         assert!(addr.is_multiple_of(8) && addr >= 4096);
         self.vtables.contains(&addr)
+    }
+    fn word_anywhere(&self, addr: u64) -> Option<u64> {
+        assert!(addr.is_multiple_of(8), "unaligned word read at {addr:#x}");
+        assert!(
+            !self
+                .blocks
+                .iter()
+                .any(|b| addr >= b.start && addr < b.start + b.size.max(1)),
+            "word_anywhere({addr:#x}) inside a block: that is `word`'s job"
+        );
+        self.anywhere.get(&addr).copied()
     }
 }
 
@@ -50,13 +65,14 @@ impl Fake {
     }
     fn run(&mut self, ranges: &[(u64, u64)], regs: &[u64]) -> Vec<Outcome> {
         self.blocks.sort_by_key(|b| b.start);
-        classify(
+        classify_with(
             &self.blocks,
             &Roots {
                 ranges,
                 words: regs,
             },
             self,
+            &self.options,
         )
     }
     fn run_roots(&mut self, ptrs: &[u64]) -> Vec<Outcome> {
@@ -1244,4 +1260,290 @@ fn bench_1gb() {
         words: 254,
         pointers: 4,
     });
+}
+
+// ---------------------------------------------------------------- python
+
+/// Where the fake CPython's `PyType_Type` is (in a module's data).
+const TYPE_TYPE: u64 = 0x60_0000;
+/// A static type object (`PyDict_Type`, say) next to it.
+const STATIC_TYPE: u64 = 0x60_1000;
+
+impl Fake {
+    /// A fake with the python heuristic on, and a static type object whose
+    /// type is `PyType_Type` (as `PyType_Type`'s own is).
+    fn python() -> Self {
+        let mut f = Fake::new();
+        f.options.python_type_type = Some(TYPE_TYPE);
+        for t in [TYPE_TYPE, STATIC_TYPE] {
+            f.anywhere.insert(t, 1000); // ob_refcnt
+            f.anywhere.insert(t + 8, TYPE_TYPE); // ob_type
+        }
+        f
+    }
+    /// A block of `size` holding a CPython object at `start + head`
+    /// (refcount `refcnt`, type `ob_type`). Returns the object's address.
+    fn py_object(&mut self, start: u64, size: u64, head: u64, refcnt: u64, ob_type: u64) -> u64 {
+        self.block(start, size);
+        self.set(start + head, refcnt);
+        self.set(start + head + 8, ob_type);
+        start + head
+    }
+}
+
+#[test]
+fn python_object_after_gc_header_is_reachable_via_python() {
+    let mut f = Fake::python();
+    let o = f.py_object(0x1000, 64, 16, 1, STATIC_TYPE);
+    assert_eq!(f.run_roots(&[o]), vec![reach_via(Heuristic::Python)]);
+}
+
+#[test]
+fn python_object_after_managed_dict_pre_header_is_reachable_via_python() {
+    let mut f = Fake::python();
+    let o = f.py_object(0x1000, 80, 32, 3, STATIC_TYPE);
+    assert_eq!(f.run_roots(&[o]), vec![reach_via(Heuristic::Python)]);
+}
+
+#[test]
+fn python_heuristic_is_off_without_py_type_type() {
+    let mut f = Fake::python();
+    f.options = Options::default();
+    let o = f.py_object(0x1000, 64, 16, 1, STATIC_TYPE);
+    assert_eq!(f.run_roots(&[o]), vec![possible()]);
+    // And `classify` is memcheck's: no python heuristic.
+    f.options.python_type_type = Some(TYPE_TYPE);
+    let out = classify(
+        &f.blocks,
+        &Roots {
+            ranges: &[(ROOT, ROOT + 8)],
+            words: &[],
+        },
+        &f,
+    );
+    assert_eq!(out, vec![possible()]);
+}
+
+#[test]
+fn python_heuristic_only_at_16_or_32() {
+    for head in [8, 24, 40, 48] {
+        let mut f = Fake::python();
+        let o = f.py_object(0x1000, 96, head, 1, STATIC_TYPE);
+        assert_eq!(f.run_roots(&[o]), vec![possible()], "head at +{head}");
+    }
+}
+
+#[test]
+fn python_heuristic_wants_a_plausible_refcount() {
+    for (refcnt, want) in [
+        (0, possible()),
+        (1 << 40, possible()),
+        (u64::MAX, possible()),
+        ((1 << 40) - 1, reach_via(Heuristic::Python)),
+        // 3.12's immortal objects
+        ((1 << 32) - 1, reach_via(Heuristic::Python)),
+    ] {
+        let mut f = Fake::python();
+        let o = f.py_object(0x1000, 64, 16, refcnt, STATIC_TYPE);
+        assert_eq!(f.run_roots(&[o]), vec![want], "refcount {refcnt:#x}");
+    }
+}
+
+#[test]
+fn python_heuristic_wants_ob_type_to_be_a_type() {
+    // ob_type points at something whose type is not PyType_Type.
+    let mut f = Fake::python();
+    f.anywhere.insert(0x60_2000 + 8, 0x60_3000);
+    f.anywhere.insert(0x60_3000 + 8, 0x60_4000);
+    let o = f.py_object(0x1000, 64, 16, 1, 0x60_2000);
+    assert_eq!(f.run_roots(&[o]), vec![possible()]);
+
+    // ob_type unreadable (word_anywhere knows nothing there).
+    let mut f = Fake::python();
+    let o = f.py_object(0x1000, 64, 16, 1, 0x70_0000);
+    assert_eq!(f.run_roots(&[o]), vec![possible()]);
+
+    // ob_type not a plausible pointer (small, or unaligned).
+    for t in [8, 0x60_1004] {
+        let mut f = Fake::python();
+        let o = f.py_object(0x1000, 64, 16, 1, t);
+        assert_eq!(f.run_roots(&[o]), vec![possible()], "ob_type {t:#x}");
+    }
+
+    // The object's own words unreadable.
+    let mut f = Fake::python();
+    let o = f.py_object(0x1000, 64, 16, 1, STATIC_TYPE);
+    f.words.remove(&(o + 8));
+    assert_eq!(f.run_roots(&[o]), vec![possible()]);
+
+    // ob_type would lie past the block's end.
+    let mut f = Fake::python();
+    f.block(0x1000, 24);
+    f.set(0x1010, 1);
+    assert_eq!(f.run_roots(&[0x1010]), vec![possible()]);
+}
+
+#[test]
+fn python_heuristic_accepts_a_metaclass() {
+    // type(obj) = C (a heap type, in a block), type(C) = M (a metaclass,
+    // in a block too, e.g. ABCMeta's subclass), type(M) = PyType_Type.
+    let mut f = Fake::python();
+    let meta = f.py_object(0x3000, 960, 16, 5, TYPE_TYPE);
+    let class = f.py_object(0x2000, 960, 16, 7, meta);
+    let o = f.py_object(0x1000, 64, 32, 1, class);
+    // The root holds the object only; the types are held by nobody here.
+    let out = f.run_roots(&[o]);
+    assert_eq!(out[0], reach_via(Heuristic::Python), "{out:?}");
+
+    // Three levels is not a type.
+    let mut f = Fake::python();
+    f.anywhere.insert(0x60_5000 + 8, STATIC_TYPE + 0x10);
+    f.anywhere.insert(STATIC_TYPE + 0x18, 0x60_6000);
+    let meta = f.py_object(0x3000, 64, 16, 5, 0x60_5000);
+    let o = f.py_object(0x1000, 64, 16, 1, meta);
+    assert_eq!(f.run_roots(&[o])[0], possible());
+}
+
+#[test]
+fn python_type_word_straddling_a_block_end_is_refused() {
+    // ob_type points 4 bytes before a block's end: `T + 8` is not inside.
+    let mut f = Fake::python();
+    let t = f.block(0x2000, 16);
+    f.set(t + 8, TYPE_TYPE);
+    let o = f.py_object(0x1000, 64, 16, 1, t + 8);
+    assert_eq!(f.run_roots(&[o])[1], possible());
+}
+
+#[test]
+fn gc_list_links_are_not_object_heads() {
+    // A managed-dict object's GC head is at +16: another object's
+    // `_gc_next` points there, and what follows the pointer (+24) is
+    // `_gc_prev`, a link to yet another GC head, not a type.
+    let mut f = Fake::python();
+    let a = f.block(0x1000, 80);
+    let b = f.block(0x2000, 80);
+    f.set(a + 16, (b + 16) | 1); // _gc_next (tagged), _gc_prev
+    f.set(a + 24, b + 16);
+    // a is held at its object head (+32, a real object), b only through
+    // a's GC links.
+    f.set(a + 32, 1);
+    f.set(a + 40, STATIC_TYPE);
+    let out = f.run_roots(&[a + 32]);
+    assert_eq!(out, vec![reach_via(Heuristic::Python), possible()]);
+}
+
+#[test]
+fn python_heap_is_traced_through_objects() {
+    // A module global holds a dict object (GC, at +16); the dict's entries
+    // block is held by a start pointer; an entry holds an instance with a
+    // managed dict (+32), whose values block is held by a start pointer.
+    let mut f = Fake::python();
+    let dict = f.py_object(0x1000, 64, 16, 1, STATIC_TYPE);
+    let entries = f.block(0x2000, 128);
+    f.set(dict + 16, entries);
+    let inst = f.py_object(0x3000, 64, 32, 2, STATIC_TYPE);
+    f.set(entries + 8, inst);
+    let values = f.block(0x4000, 48);
+    f.set(0x3000 + 8, values); // the pre-header's values pointer
+    let lost = f.py_object(0x5000, 64, 16, 1, STATIC_TYPE);
+    let _ = lost;
+    let out = f.run_roots(&[dict]);
+    assert_eq!(
+        out,
+        vec![
+            reach_via(Heuristic::Python),
+            reach(),
+            reach_via(Heuristic::Python),
+            reach(),
+            definite(0, 0),
+        ]
+    );
+}
+
+#[test]
+fn python_heuristic_from_a_possibly_lost_block_is_flagged_but_possible() {
+    // As memcheck does for its own heuristics: the prior node is not
+    // definite, so the block stays possible (with the field set).
+    let mut f = Fake::python();
+    let holder = f.block(0x1000, 64);
+    let o = f.py_object(0x2000, 64, 16, 1, STATIC_TYPE);
+    f.set(holder + 8, o);
+    let out = f.run_roots(&[holder + 8]);
+    assert_eq!(
+        out,
+        vec![
+            possible(),
+            Outcome {
+                heuristic: Some(Heuristic::Python),
+                ..possible()
+            }
+        ]
+    );
+}
+
+#[test]
+fn memchecks_heuristics_come_first() {
+    // A block that length64 accepts at +8 is never asked about python; and
+    // at +16 a block that is a python object wins over nothing.
+    let mut f = Fake::python();
+    let a = f.block(0x1000, 40);
+    f.set(a, 32);
+    assert_eq!(f.run_roots(&[a + 8]), vec![reach_via(Heuristic::Length64)]);
+}
+
+#[test]
+fn python_managed_dict_values_are_reachable_via_python() {
+    // new_values(11): prefix round_up(13, 8) = 16, block 16 + 88 = 104,
+    // the byte before the values (offset 15) holds 16.
+    let mut f = Fake::python();
+    let v = f.block(0x1000, 104);
+    f.set(v + 8, 16 << 56);
+    assert_eq!(f.run_roots(&[v + 16]), vec![reach_via(Heuristic::Python)]);
+
+    // new_values(29): prefix 32, block 264.
+    let mut f = Fake::python();
+    let v = f.block(0x1000, 264);
+    f.set(v + 24, 32 << 56);
+    assert_eq!(f.run_roots(&[v + 32]), vec![reach_via(Heuristic::Python)]);
+
+    // new_values(6): prefix 8, block 56.
+    let mut f = Fake::python();
+    let v = f.block(0x1000, 56);
+    f.set(v, 8 << 56 | 0x1234);
+    assert_eq!(f.run_roots(&[v + 8]), vec![reach_via(Heuristic::Python)]);
+
+    // Off without PyType_Type.
+    let mut f = Fake::python();
+    f.options = Options::default();
+    let v = f.block(0x1000, 104);
+    f.set(v + 8, 16 << 56);
+    assert_eq!(f.run_roots(&[v + 16]), vec![possible()]);
+}
+
+#[test]
+fn python_dict_values_need_the_prefix_byte_and_the_size() {
+    // The prefix byte is wrong.
+    let mut f = Fake::python();
+    let v = f.block(0x1000, 104);
+    f.set(v + 8, 8 << 56);
+    assert_eq!(f.run_roots(&[v + 16]), vec![possible()]);
+
+    // The size does not fit the prefix: 16 + 8 * 20 = 176 would need a
+    // prefix of round_up(22, 8) = 24.
+    let mut f = Fake::python();
+    let v = f.block(0x1000, 176);
+    f.set(v + 8, 16 << 56);
+    assert_eq!(f.run_roots(&[v + 16]), vec![possible()]);
+
+    // Not a whole number of slots after the prefix.
+    let mut f = Fake::python();
+    let v = f.block(0x1000, 100);
+    f.set(v + 8, 16 << 56);
+    assert_eq!(f.run_roots(&[v + 16]), vec![possible()]);
+
+    // The prefix byte unreadable.
+    let mut f = Fake::python();
+    let v = f.block(0x1000, 104);
+    f.words.remove(&(v + 8));
+    assert_eq!(f.run_roots(&[v + 16]), vec![possible()]);
 }

@@ -15,6 +15,8 @@
 //! The other threads stay parked: the process is about to `_exit`, and waking
 //! them after freeres would let them touch what was just freed.
 
+mod startup;
+
 use crate::guard::Guard;
 use crate::stop;
 use crate::writer::{self, STATE};
@@ -101,6 +103,17 @@ fn freeres_functions() -> Vec<extern "C" fn()> {
         }
     }
     out
+}
+
+/// CPython's `PyType_Type`, for the `python` heuristic: a dynamic symbol of
+/// libpython and of an executable with libpython linked in (Debian's
+/// `/usr/bin/python3.11`), absent from other programs (then the heuristic is
+/// off). Looked up before the world is stopped (the loader takes its lock)
+/// and under the guard (a failed `dlsym` allocates its error message).
+fn py_type_type() -> Option<u64> {
+    // SAFETY: dlsym with a NUL-terminated name; only the address is used.
+    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"PyType_Type".as_ptr()) };
+    (!p.is_null()).then_some(p as u64)
 }
 
 /// glibc's `struct dl_phdr_info` with the TLS fields the libc crate leaves out.
@@ -215,6 +228,21 @@ impl leakhunt_leakcheck::Memory for Memory<'_> {
         Some(w)
     }
 
+    /// For the `python` heuristic's reads of type objects: only inside a
+    /// readable and writable mapping that is not a device's (a type object is
+    /// written to: refcounts, caches), whole word inside it. The maps were
+    /// read with every other thread stopped: nothing maps or unmaps now.
+    fn word_anywhere(&self, addr: u64) -> Option<u64> {
+        let m = map_of(self.maps, addr)?;
+        let device = m.path.starts_with("/dev/") && m.path != "/dev/zero";
+        if !m.read || !m.write || device || addr.checked_add(8)? > m.hi || addr & 7 != 0 {
+            return None;
+        }
+        // SAFETY: an aligned word inside a readable mapping of this process,
+        // which stays mapped while the other threads are stopped.
+        Some(unsafe { core::ptr::read_volatile(addr as *const u64) })
+    }
+
     fn is_vtable_location(&self, addr: u64) -> bool {
         let mapping_at = |a: u64| {
             map_of(self.maps, a).map(|m| leakhunt_leakcheck::Mapping {
@@ -326,6 +354,47 @@ fn add_range(out: &mut Vec<(u64, u64)>, maps: &[Map], lo: u64, hi: u64) {
     }
 }
 
+fn page_up(a: u64) -> u64 {
+    a.saturating_add(4095) & !4095
+}
+
+/// The anonymous `rw` pages ld.so's minimal malloc mapped at start-up (see
+/// `startup`), which memcheck scans as it scans every client `rw` mapping.
+/// Left out: what lies inside a module's pages (the modules' own `.bss`, ours
+/// above all, is handled with the modules) and a range holding a live heap
+/// block (a big chunk glibc mapped for a `malloc` made before our constructor
+/// ran: its insides are scanned only if the block is reached) or a thread's
+/// stack pointer (a stack made before then without a guard page: only its
+/// live part, added with the stacks, is a root).
+fn ldso_memory(
+    out: &mut Vec<(u64, u64)>,
+    maps: &[Map],
+    modules: &[leakhunt_format::Module],
+    blocks: &[leakhunt_leakcheck::Block],
+    sps: &[u64],
+) {
+    let module_pages = merge(
+        modules
+            .iter()
+            .flat_map(|m| {
+                m.segments.iter().map(move |s| {
+                    let lo = (m.base + s.vaddr) & !4095;
+                    (lo, page_up(m.base + s.vaddr + s.memsz))
+                })
+            })
+            .collect(),
+    );
+    let holds_block = |lo: u64, hi: u64| {
+        let i = blocks.partition_point(|b| b.start.saturating_add(b.size) <= lo);
+        blocks.get(i).is_some_and(|b| b.start < hi)
+    };
+    for (lo, hi) in subtract(startup::ranges(), &module_pages) {
+        if !holds_block(lo, hi) && !sps.iter().any(|&sp| sp >= lo && sp < hi) {
+            add_range(out, maps, lo, hi);
+        }
+    }
+}
+
 fn merge(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     v.sort_unstable();
     let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
@@ -356,14 +425,15 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
     }
     let t0 = Instant::now();
     let me = stop::gettid();
-    let (stopped, missed, blocked, freeres, own_tls) = {
+    let (stopped, missed, blocked, freeres, own_tls, py_type_type) = {
         let Some(_g) = Guard::enter() else { return };
         if writer::WRITER_PID.load(Ordering::Relaxed) != std::process::id() {
             return;
         }
         let tls = own_tls();
+        let py = py_type_type();
         let (s, m, b) = stop::stop_world(me);
-        (s, m, b, freeres_functions(), tls)
+        (s, m, b, freeres_functions(), tls, py)
     };
     // Unguarded: these frees are the program's runtime's, and are recorded.
     for f in &freeres {
@@ -398,12 +468,15 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
         if m.base == ours {
             continue;
         }
+        // To the end of the last page, as memcheck's page-granular segments
+        // are: past ld.so's `_end` its minimal malloc put the first link
+        // maps (the vdso's, ours).
         for s in m.segments.iter().filter(|s| s.flags & 2 != 0) {
             add_range(
                 &mut ranges,
                 &maps,
                 m.base + s.vaddr,
-                m.base + s.vaddr + s.memsz,
+                page_up(m.base + s.vaddr + s.memsz),
             );
         }
     }
@@ -457,6 +530,19 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
         words.extend_from_slice(&p.regs);
         stacks(p.sp, p.fs, &mut ranges);
     }
+    let sps: Vec<u64> = stop::parked()
+        .iter()
+        .chain(&blocked)
+        .map(|p| p.sp)
+        .chain([entry_sp])
+        .collect();
+    let before = ranges.len();
+    ldso_memory(&mut ranges, &maps, st.modules(), &blocks, &sps);
+    if debug {
+        for &(lo, hi) in &ranges[before..] {
+            writer::say(&format!("ld.so start-up memory {lo:#x}-{hi:#x}"));
+        }
+    }
     let ranges = merge(ranges);
     let mut holes: Vec<(u64, u64)> = Vec::new();
     if let Some((off, size)) = own_tls {
@@ -476,7 +562,7 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
         debug_roots(&ranges, &words, &blocks, &maps, entry_sp);
     }
     let root_bytes: u64 = ranges.iter().map(|(a, b)| b - a).sum();
-    let outcomes = leakhunt_leakcheck::classify(
+    let outcomes = leakhunt_leakcheck::classify_with(
         &blocks,
         &leakhunt_leakcheck::Roots {
             ranges: &ranges,
@@ -486,6 +572,9 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
             maps: &maps,
             blocks: &blocks,
             allocator_data,
+        },
+        &leakhunt_leakcheck::Options {
+            python_type_type: py_type_type,
         },
     );
     let info = ScanInfo {
@@ -511,6 +600,7 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
             Some(Heuristic::Length64) => 2,
             Some(Heuristic::NewArray) => 3,
             Some(Heuristic::MultipleInheritance) => 4,
+            Some(Heuristic::Python) => 5,
         };
         if kind == LeakKind::StillReachable && heuristic == 0 {
             continue;

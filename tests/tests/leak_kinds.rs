@@ -859,6 +859,95 @@ fn abort_means_no_scan_but_lists_blocks() {
     }
 }
 
+/// Program 20: libraries dlopen()ed and never dlclose()d (a plugin host, an
+/// interpreter importing extension modules). What ld.so allocated for them is
+/// still reachable for memcheck, which scans every `rw` mapping, among them
+/// the anonymous pages ld.so's start-up minimal malloc mapped: the first
+/// dlopen()ed link map hangs off the `l_next` of the last startup library's
+/// link map, which lies there (`dlopen_dep2.so`'s under the preload, see
+/// dlopen_dep.c). A library's block held in its `.bss` is reachable too; its
+/// forgotten block is definitely lost. memcheck's numbers, kind by kind.
+#[test]
+fn dlopen_kept_libraries_are_reachable() {
+    let dir = TestDir::new("dlopen_kept");
+    let d = dir.path().to_string_lossy().into_owned();
+    let rpath = format!("-Wl,-rpath,{d}");
+    // (source, output, extra flags): the libraries first, each after what it
+    // needs.
+    let lib = ["-O0", "-shared", "-fPIC"];
+    let builds: [(&str, &str, Vec<&str>); 6] = [
+        ("dlopen_dep2.c", "libdlopen_dep2.so", lib.to_vec()),
+        (
+            "dlopen_dep.c",
+            "libdlopen_dep.so",
+            [&lib[..], &["-L", &d, "-ldlopen_dep2", &rpath]].concat(),
+        ),
+        (
+            "dlopen_plugin_a_dep.c",
+            "libdlopen_plugin_a_dep.so",
+            lib.to_vec(),
+        ),
+        (
+            "dlopen_plugin_a.c",
+            "dlopen_plugin_a.so",
+            [&lib[..], &["-L", &d, "-ldlopen_plugin_a_dep", &rpath]].concat(),
+        ),
+        ("dlopen_plugin_b.c", "dlopen_plugin_b.so", lib.to_vec()),
+        (
+            "dlopen_kept.c",
+            "dlopen_kept",
+            vec!["-O0", "-L", &d, "-ldlopen_dep", &rpath],
+        ),
+    ];
+    for (src, out, flags) in &builds {
+        match try_compile(dir.path(), &format!("leaks/{src}"), out, flags) {
+            Ok(Some(_)) => {}
+            Ok(None) => return,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let prog = dir.join("dlopen_kept");
+    let a = dir.join("dlopen_plugin_a.so");
+    let b = dir.join("dlopen_plugin_b.so");
+    let args = [a.to_str().unwrap(), b.to_str().unwrap()];
+    let run = leakhunt_run(dir.path(), &prog, &args);
+    assert_eq!(run.out.code(), Some(0), "{}", run.out.stderr);
+    let v = report_json(&run.trace);
+    assert_eq!(v["leaks"]["scanned"], true, "{}", v["leaks"]);
+    let got = reported(&v);
+    eprintln!("dlopen_kept: leakhunt: {got:?}");
+    // The link maps' sizes hold the libraries' paths (the test directory's
+    // name): the reachable bytes are memcheck's to say. The blocks: ld.so's
+    // 11 for the three libraries (link maps, scopes, search lists, names)
+    // and plugin_b's 48-byte block.
+    let want = Leaks {
+        definite: (32, 1),
+        reachable: (got.reachable.0, 12),
+        ..ZERO
+    };
+    assert_eq!(got, want, "leakhunt (left): records {:#}", v["records"]);
+    assert_eq!(records_of(&v, "definitely_lost"), [(32, 1, 0)]);
+    let held = records(&v)
+        .into_iter()
+        .filter(|r| r["kind"] == "still_reachable" && r["bytes"] == 48)
+        .count();
+    assert_eq!(held, 1, "plugin_b's block: {:#}", v["records"]);
+    assert!(
+        reported_heuristics(&v).is_empty(),
+        "{}",
+        v["leaks"]["reachable_via_heuristic"]
+    );
+    if let Some(mc) = memcheck(&prog, &args) {
+        let theirs = mc.leaks();
+        eprintln!("dlopen_kept: memcheck: {theirs:?}");
+        assert_eq!(
+            got, theirs,
+            "leakhunt (left) vs memcheck (right):\n{}",
+            mc.log
+        );
+    }
+}
+
 // ---------------------------------------------------------------- the command line
 
 /// `leakhunt run --fail-on definite --error-exitcode 42`: 42 with a definite
