@@ -66,6 +66,12 @@ fn kinds(s: &str) -> Result<Kinds, String> {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a program under the recorder, then print a summary on stderr.
+    #[command(
+        after_help = "Python programs (an interpreter named python*, a script whose #! line \
+names Python, a program linking libpython) run with PYTHONMALLOC=malloc unless PYTHONMALLOC is \
+already set, so that every object allocation reaches the recorder; their stacks show the Python \
+function, file and line of each frame (CPython 3.11 to 3.14)."
+    )]
     Run {
         /// Where to write the trace (default: leakhunt.<program>.<pid>.trace here).
         #[arg(short, long, value_name = "TRACE")]
@@ -246,6 +252,12 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 _ => "ended".into(),
             };
             let _ = writeln!(err, "leakhunt: {} {ending}", command.join(" "));
+            if outcome.python_malloc {
+                let _ = writeln!(
+                    err,
+                    "leakhunt: ran with PYTHONMALLOC=malloc so that every Python object allocation is seen (counts are of malloc calls, not of pymalloc's arenas)"
+                );
+            }
             let mut code = outcome.exit_code().clamp(0, 255) as u8;
             match &outcome.model {
                 Ok(m) => {

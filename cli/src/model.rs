@@ -9,7 +9,8 @@ use leakhunt_format::{
     AllocFn, Cut, EndInfo, EndReason, FormatError, LeakKind, Module, ProcessInfo, Record, ScanInfo,
     TraceReader,
 };
-use std::collections::HashMap;
+// Keys are addresses and stack ids: std's SipHash costs most of a replay.
+use ahash::AHashMap as HashMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
@@ -75,6 +76,15 @@ pub struct Totals {
     pub by_function: std::collections::BTreeMap<&'static str, u64>,
 }
 
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PythonInfo {
+    pub version: String,
+    /// Whether its frames are in the stacks.
+    pub frames: bool,
+    /// `PYTHONMALLOC`'s value, or `pymalloc` (the default).
+    pub allocator: String,
+}
+
 /// A module as recorded, with the stack-node ids during which it was mapped.
 #[derive(Debug, Clone)]
 pub struct ModuleSpan {
@@ -115,6 +125,8 @@ pub struct Model {
     pub inconsistencies: u64,
     /// Python code objects by id (their frames are in the stacks).
     pub py_codes: HashMap<u64, leakhunt_format::PyCode>,
+    /// The CPython interpreter the process ran, if any.
+    pub python: Option<PythonInfo>,
 }
 
 /// The state of one pass that is not part of the result.
@@ -364,6 +376,17 @@ impl Model {
                 Record::ExitStatus { code, signal } => m.exit_status = Some((code, signal)),
                 Record::PyCode(c) => {
                     m.py_codes.insert(c.id, c);
+                }
+                Record::Python {
+                    version,
+                    frames,
+                    allocator,
+                } => {
+                    m.python = Some(PythonInfo {
+                        version,
+                        frames,
+                        allocator,
+                    })
                 }
             }
             m.timeline.sample(st.now_us, st.live_bytes);

@@ -49,6 +49,32 @@ struct JsonFrame {
     inlined: bool,
 }
 
+/// What the numbers of a Python program mean, given its object allocator.
+pub fn python_note(py: &crate::model::PythonInfo) -> String {
+    let frames = if py.frames {
+        ""
+    } else {
+        " Python frames were not read (this version has no layout table): stacks are native only."
+    };
+    let allocator = match py.allocator.as_str() {
+        "malloc" | "malloc_debug" => "PYTHONMALLOC=malloc: every object allocation is a malloc and is recorded. \
+             Under Python's default allocator (pymalloc) objects of 512 bytes or less share 256 KiB arenas, \
+             so the program makes far fewer malloc calls and its peak and RSS differ by up to the arenas' slack; \
+             which objects are live, and where they were allocated, is the same.".to_string(),
+        other => format!(
+            "{}: objects of 512 bytes or less come from pymalloc's arenas and are not seen one by one \
+             (an arena's allocation is attributed to whichever object needed a new one); \
+             run with PYTHONMALLOC=malloc (leakhunt run sets it) to see every object.",
+            if other == "pymalloc" {
+                "Python's default allocator (pymalloc)".to_string()
+            } else {
+                format!("PYTHONMALLOC={other}")
+            }
+        ),
+    };
+    format!("{allocator}{frames}")
+}
+
 /// A short description of how the process ended.
 pub fn ending(model: &Model) -> String {
     if let Some(EndReason::Exec) = model.end.map(|e| e.reason) {
@@ -177,6 +203,12 @@ pub fn to_json(model: &Model, opts: &Options, supp: &dyn Suppressor) -> Value {
             "signal": model.exit_signal(),
             "forked_from": p.and_then(|p| match p.origin { Origin::Fork { parent_pid } => Some(parent_pid), _ => None }),
             "ending": ending(model),
+            "python": model.python.as_ref().map(|py| json!({
+                "version": py.version,
+                "frames": py.frames,
+                "allocator": py.allocator,
+                "note": python_note(py),
+            })),
         },
         "totals": {
             "allocations": t.allocations,
@@ -455,6 +487,9 @@ pub fn to_text(model: &Model, opts: &Options, supp: &dyn Suppressor) -> String {
         model.duration_us as f64 / 1e6,
         plural(model.threads.max(1), "thread", "threads")
     );
+    if let Some(py) = &model.python {
+        let _ = writeln!(o, "python {}: {}", py.version, python_note(py));
+    }
     let _ = writeln!(o);
     let _ = writeln!(o, "HEAP SUMMARY:");
     let _ = writeln!(

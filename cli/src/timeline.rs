@@ -6,7 +6,8 @@
 //! `MAX_BUCKETS` buckets (their width doubles when full), and per-stack live
 //! bytes are snapshotted at most `MAX_CHECKPOINTS` times.
 
-use std::collections::HashMap;
+// Keys are addresses and stack ids: std's SipHash costs most of a replay.
+use ahash::AHashMap as HashMap;
 
 const MAX_BUCKETS: usize = 2048;
 const MAX_CHECKPOINTS: usize = 64;
@@ -54,8 +55,8 @@ impl Default for Timeline {
             buckets: Vec::new(),
             checkpoint_us: 10_000,
             checkpoints: Vec::new(),
-            live_by_stack: HashMap::new(),
-            frees: HashMap::new(),
+            live_by_stack: HashMap::default(),
+            frees: HashMap::default(),
         }
     }
 }

@@ -186,7 +186,8 @@ pub enum Record {
     LeakScan(ScanInfo),
     /// The scan's verdict on one live block (blocks without one are still
     /// reachable). `heuristic`: 0 none, else the memcheck heuristic (1 stdstring,
-    /// 2 length64, 3 newarray, 4 multipleinheritance) that made it reachable.
+    /// 2 length64, 3 newarray, 4 multipleinheritance, 5 python: a CPython
+    /// object head 16 or 32 bytes into its block) that made it reachable.
     LeakBlock {
         ptr: u64,
         kind: LeakKind,
@@ -197,6 +198,15 @@ pub enum Record {
     /// A Python code object, defined once before the first stack that runs
     /// it; stacks name it by `id` in their Python frames (`python_frame`).
     PyCode(PyCode),
+    /// The process runs a CPython interpreter: its version (`3.11.7`),
+    /// whether its frames are read, and its object allocator (the value of
+    /// `PYTHONMALLOC`, or `pymalloc` when unset), which decides what the
+    /// allocation hooks see.
+    Python {
+        version: String,
+        frames: bool,
+        allocator: String,
+    },
 }
 
 /// What the CLI needs of a CPython code object to name a frame and turn an
@@ -315,6 +325,7 @@ mod tag {
     pub const LEAK_BLOCK: u8 = 17;
     /// Skippable: an older reader ignores Python code objects.
     pub const PY_CODE: u8 = 0x80;
+    pub const PYTHON: u8 = 0x81;
     /// Tags from here up carry a varint byte length, so that an older reader
     /// can skip records added later without a format version bump.
     pub const FIRST_SKIPPABLE: u8 = 0x80;
@@ -531,6 +542,18 @@ impl Encoder {
                 put(&mut body, c.first_line as u64);
                 body.push(c.linetable_format);
                 put_bytes(&mut body, &c.linetable);
+                put_bytes(out, &body);
+            }
+            Record::Python {
+                version,
+                frames,
+                allocator,
+            } => {
+                out.push(tag::PYTHON);
+                let mut body = Vec::new();
+                put_str(&mut body, version);
+                body.push(*frames as u8);
+                put_str(&mut body, allocator);
                 put_bytes(out, &body);
             }
         }
@@ -771,6 +794,19 @@ impl Decoder {
                         linetable_format,
                         linetable,
                     })
+                }
+                tag::PYTHON => {
+                    let body = c.bytes()?;
+                    let mut at = 0usize;
+                    let mut b = Cursor {
+                        buf: body,
+                        pos: &mut at,
+                    };
+                    Record::Python {
+                        version: b.string()?,
+                        frames: b.byte()? != 0,
+                        allocator: b.string()?,
+                    }
                 }
                 t if t >= tag::FIRST_SKIPPABLE => {
                     c.bytes()?;

@@ -2,6 +2,11 @@ use super::*;
 
 fn sample() -> Vec<Record> {
     vec![
+        Record::Python {
+            version: "3.11.7".into(),
+            frames: true,
+            allocator: "malloc".into(),
+        },
         Record::PyCode(PyCode {
             id: 7,
             name: "Handler.get".into(),
@@ -222,7 +227,7 @@ fn older_reader_skips_python_code() {
     // The record is length-prefixed: a reader that does not know it moves on.
     let mut e = Encoder::default();
     let mut buf = Vec::new();
-    e.encode(&sample()[0], &mut buf);
+    e.encode(&sample()[1], &mut buf);
     assert_eq!(buf[0], 0x80);
     let mut pos = 1;
     let len = crate::varint::get(&buf, &mut pos).unwrap() as usize;

@@ -73,7 +73,9 @@ pub struct State {
     out: Option<Output>,
     pub live: FastMap<u64, Block>,
     stacks: FastMap<u64, Stack>,
-    trie: HashMap<(u64, u64), u64, BuildHasherDefault<PassThrough>>,
+    /// Trie nodes of the current file and epoch, by the hash of their path
+    /// from the root (see `node_of`).
+    trie: FastMap<u64, u64>,
     next_node: u64,
     epoch: u32,
     modules: Vec<Module>,
@@ -512,6 +514,14 @@ impl State {
         for m in self.modules.clone() {
             self.emit(&Record::Module(m));
         }
+        if let Some((version, frames)) = crate::python::found() {
+            let allocator = std::env::var("PYTHONMALLOC").unwrap_or_else(|_| "pymalloc".into());
+            self.emit(&Record::Python {
+                version,
+                frames,
+                allocator,
+            });
+        }
         for c in std::mem::take(&mut self.codes) {
             self.emit(&Record::PyCode(c.clone()));
             self.codes.push(c);
@@ -542,6 +552,12 @@ impl State {
     }
 
     /// The trie node of a stack in the current file, emitting nodes as needed.
+    ///
+    /// A new stack usually shares all but its innermost frames with one
+    /// already known (Python stacks differ in the line of the innermost
+    /// frame): nodes are found by the hash of their whole path from the
+    /// root, so the deepest known node is found with a probe or two from the
+    /// inner end instead of one probe per frame from the root.
     fn node_of(&mut self, hash: u64) -> u64 {
         let epoch = self.epoch;
         let Some(s) = self.stacks.get(&hash) else {
@@ -550,19 +566,33 @@ impl State {
         if s.epoch == epoch {
             return s.node;
         }
-        let ips = s.ips.clone();
-        let mut parent = 0;
-        for &ip in ips.iter().rev() {
-            parent = match self.trie.get(&(parent, ip)) {
-                Some(&n) => n,
-                None => {
-                    let n = self.next_node;
-                    self.next_node += 1;
-                    self.trie.insert((parent, ip), n);
-                    self.emit(&Record::StackNode { parent, ip });
-                    n
-                }
-            };
+        // paths[i]: the path hash of the node for ips[i] (innermost first).
+        let n = s.ips.len();
+        let mut paths = [0u64; crate::stack::MAX_DEPTH];
+        let mut h = 0x6a09_e667_f3bc_c908u64;
+        for (i, &ip) in s.ips.iter().enumerate().rev() {
+            h = (h.rotate_left(23) ^ ip).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (h >> 29);
+            paths[i.min(crate::stack::MAX_DEPTH - 1)] = h | 1;
+        }
+        let n = n.min(crate::stack::MAX_DEPTH);
+        // The deepest node already known, and where the new ones start.
+        let (mut parent, mut next) = (0u64, n);
+        if let Some((i, &node)) = paths[..n]
+            .iter()
+            .enumerate()
+            .find_map(|(i, p)| self.trie.get(p).map(|node| (i, node)))
+        {
+            parent = node;
+            next = i;
+        }
+        let s = self.stacks.get(&hash).expect("looked up above");
+        let new: Vec<u64> = s.ips[..next].to_vec();
+        for i in (0..next).rev() {
+            let node = self.next_node;
+            self.next_node += 1;
+            self.trie.insert(paths[i], node);
+            self.emit(&Record::StackNode { parent, ip: new[i] });
+            parent = node;
         }
         let s = self.stacks.get_mut(&hash).expect("looked up above");
         s.node = parent;

@@ -23,6 +23,7 @@ use core::ffi::{c_void, CStr};
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use layout::{Entry, FrameLink, Layout};
 use leakhunt_format::python_frame;
+use safe::Reader;
 
 /// What detection found: where the interpreter's state and code live.
 struct Runtime {
@@ -42,6 +43,23 @@ const READY: u8 = 1;
 const NONE: u8 = 2;
 
 static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
+/// `Py_Version` of the interpreter found (0: none), whether or not we read it.
+static VERSION: AtomicU64 = AtomicU64::new(0);
+
+/// The interpreter found, for the trace: its version (`3.11.7`) and whether
+/// its frames are read.
+pub fn found() -> Option<(String, bool)> {
+    let v = VERSION.load(Ordering::Acquire);
+    if STATE.load(Ordering::Acquire) == UNKNOWN {
+        return None;
+    }
+    let version = if v == 0 {
+        "older than 3.11".to_string()
+    } else {
+        format!("{}.{}.{}", v >> 24 & 0xff, v >> 16 & 0xff, v >> 8 & 0xff)
+    };
+    Some((version, runtime().is_some()))
+}
 struct RuntimeCell(UnsafeCell<Option<Runtime>>);
 // SAFETY: written once by `detect` before STATE becomes READY (release),
 // read only after STATE is seen READY (acquire); never written again.
@@ -124,6 +142,7 @@ pub fn detect() {
     };
     // SAFETY: Py_Version is a `const unsigned long` in libpython's rodata.
     let v = unsafe { *(version as *const u64) };
+    VERSION.store(v, Ordering::Release);
     let (major, minor) = ((v >> 24) as u8, (v >> 16) as u8);
     let Some(layout) = layout::for_version(major, minor) else {
         crate::writer::say(&format!(
@@ -131,6 +150,26 @@ pub fn detect() {
         ));
         return;
     };
+    if (major, minor) >= (3, 13) {
+        // 3.13+ describe themselves at the start of `_PyRuntime`
+        // (`_Py_DebugOffsets`): a free-threaded build has another layout.
+        // SAFETY: _PyRuntime is a static of at least this size in 3.13+.
+        let (cookie, debug_version, free_threaded) = unsafe {
+            let p = runtime as *const u64;
+            (*(p as *const [u8; 8]), *p.add(1), *p.add(2))
+        };
+        if &cookie != b"xdebugpy" || debug_version >> 16 != v >> 16 || free_threaded != 0 {
+            crate::writer::say(&format!(
+                "Python {major}.{minor}: {}: stacks show native frames only",
+                if free_threaded != 0 {
+                    "free-threaded builds are not supported"
+                } else {
+                    "its debug offsets do not match the layout table"
+                }
+            ));
+            return;
+        }
+    }
     // SAFETY: as above.
     let (eval, code_type) =
         unsafe { (symbol(c"_PyEval_EvalFrameDefault"), symbol(c"PyCode_Type")) };
@@ -168,13 +207,13 @@ impl Runtime {
     }
 
     /// This thread's own thread state, if it has one and it is safe to read.
-    fn thread_state(&self) -> Option<usize> {
+    fn thread_state(&self, r: &mut Reader) -> Option<usize> {
         let l = &self.layout;
         let tss = self.runtime + l.runtime_tss;
-        if safe::u32_at(tss)? != 1 {
+        if r.u32_at(tss)? != 1 {
             return None;
         }
-        let key = safe::u32_at(tss + 4)?;
+        let key = r.u32_at(tss + 4)?;
         // SAFETY: pthread_getspecific neither locks nor allocates; an invalid
         // key yields NULL.
         let tstate = unsafe { libc::pthread_getspecific(key) } as usize;
@@ -182,22 +221,25 @@ impl Runtime {
             return None;
         }
         // Once finalization began, other threads' states may be freed memory.
-        let finalizing = safe::word(self.runtime + l.runtime_finalizing)?;
+        let finalizing = r.word(self.runtime + l.runtime_finalizing)?;
         if finalizing != 0 && finalizing != tstate {
             return None;
         }
         Some(tstate)
     }
 
-    fn current_frame(&self, tstate: usize) -> Option<usize> {
+    fn current_frame(&self, r: &mut Reader, tstate: usize) -> Option<usize> {
         match self.layout.frame_link {
             FrameLink::ViaCFrame {
                 tstate_cframe,
                 current_frame,
-            } => safe::word(safe::word(tstate + tstate_cframe)? + current_frame),
+            } => {
+                let cframe = r.word(tstate + tstate_cframe)?;
+                r.word(cframe + current_frame)
+            }
             FrameLink::Direct {
                 tstate_current_frame,
-            } => safe::word(tstate + tstate_current_frame),
+            } => r.word(tstate + tstate_current_frame),
         }
     }
 }
@@ -220,35 +262,39 @@ pub fn splice(
     if !native.iter().any(|&ip| rt.is_eval(ip)) {
         return None;
     }
-    safe::begin();
-    let tstate = rt.thread_state()?;
-    let mut w = Walk {
-        rt,
-        frame: rt.current_frame(tstate).unwrap_or(0),
-        walked: 0,
-        out,
-        n: 0,
-        tid,
-        push,
-    };
-    for &ip in native {
-        if rt.is_eval(ip) && w.frame != 0 {
-            if !w.activation() {
+    safe::with(|r| {
+        let tstate = rt.thread_state(r)?;
+        let frame = rt.current_frame(r, tstate).unwrap_or(0);
+        let mut w = Walk {
+            rt,
+            r,
+            frame,
+            walked: 0,
+            out,
+            n: 0,
+            tid,
+            push,
+        };
+        for &ip in native {
+            if rt.is_eval(ip) && w.frame != 0 {
+                if !w.activation() {
+                    w.emit(ip);
+                }
+            } else {
                 w.emit(ip);
             }
-        } else {
-            w.emit(ip);
         }
-    }
-    // The native stack ended early (an unwinding gap): the outer Python
-    // frames still say where the program was.
-    while w.frame != 0 && w.n < w.out.len() && w.activation() {}
-    Some(w.n)
+        // The native stack ended early (an unwinding gap): the outer Python
+        // frames still say where the program was.
+        while w.frame != 0 && w.n < w.out.len() && w.activation() {}
+        Some(w.n)
+    })
 }
 
 /// One walk down a thread's frame chain, alongside its native stack.
-struct Walk<'a, P: Fn(&Event)> {
+struct Walk<'a, 'r, P: Fn(&Event)> {
     rt: &'a Runtime,
+    r: &'a mut Reader<'r>,
     /// The next interpreter frame to emit (0: the chain ended).
     frame: usize,
     walked: usize,
@@ -258,7 +304,7 @@ struct Walk<'a, P: Fn(&Event)> {
     push: &'a P,
 }
 
-impl<P: Fn(&Event)> Walk<'_, P> {
+impl<P: Fn(&Event)> Walk<'_, '_, P> {
     fn emit(&mut self, v: usize) {
         if self.n < self.out.len() {
             self.out[self.n] = v;
@@ -273,15 +319,15 @@ impl<P: Fn(&Event)> Walk<'_, P> {
         while self.frame != 0 && self.walked < MAX_WALK {
             self.walked += 1;
             let f = self.frame;
-            let Some(previous) = safe::word(f + l.frame_previous) else {
+            let Some(previous) = self.r.word(f + l.frame_previous) else {
                 self.frame = 0;
                 break;
             };
             self.frame = previous;
             let entry = match l.entry {
-                Entry::Flag { offset } => safe::byte(f + offset).unwrap_or(1) != 0,
+                Entry::Flag { offset } => self.r.byte(f + offset).unwrap_or(1) != 0,
                 Entry::Owner { offset, cstack } => {
-                    if safe::byte(f + offset) == Some(cstack) {
+                    if self.r.byte(f + offset) == Some(cstack) {
                         // The shim below this activation's frames.
                         if self.n > before {
                             break;
@@ -291,7 +337,7 @@ impl<P: Fn(&Event)> Walk<'_, P> {
                     false
                 }
             };
-            if let Some(e) = frame_entry(self.rt, f, self.tid, self.push) {
+            if let Some(e) = frame_entry(self.rt, self.r, f, self.tid, self.push) {
                 self.emit(e);
             }
             if entry {
@@ -303,11 +349,17 @@ impl<P: Fn(&Event)> Walk<'_, P> {
 }
 
 /// The stack entry of one interpreter frame: its code object and offset.
-fn frame_entry(rt: &Runtime, frame: usize, tid: u32, push: &impl Fn(&Event)) -> Option<usize> {
+fn frame_entry(
+    rt: &Runtime,
+    r: &mut Reader,
+    frame: usize,
+    tid: u32,
+    push: &impl Fn(&Event),
+) -> Option<usize> {
     let l = &rt.layout;
-    let code = safe::word(frame + l.frame_code)? & !(l.code_tag_mask as usize);
-    let instr = safe::word(frame + l.frame_instr)?;
-    let id = intern(rt, code, tid, push).unwrap_or(0);
+    let code = r.word(frame + l.frame_code)? & !(l.code_tag_mask as usize);
+    let instr = r.word(frame + l.frame_instr)?;
+    let id = intern(rt, r, code, tid, push).unwrap_or(0);
     // A frame that has not started yet points one unit before its first.
     let offset = instr.saturating_sub(code + l.code_adaptive) / 2;
     Some(python_frame(id, offset as u64) as usize)
@@ -341,23 +393,29 @@ fn slot_of(code: usize) -> usize {
 
 /// What distinguishes one code object from another that later got the same
 /// address (pymalloc frees do not reach our hooks).
-fn fingerprint(rt: &Runtime, code: usize) -> Option<u32> {
+fn fingerprint(rt: &Runtime, r: &mut Reader, code: usize) -> Option<u32> {
     let l = &rt.layout;
     let mut h: u64 = 0x243f_6a88_85a3_08d3;
     for off in [l.code_filename, l.code_qualname, l.code_linetable] {
-        h = (h ^ safe::word(code + off)? as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h = (h ^ r.word(code + off)? as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
-    h ^= safe::u32_at(code + l.code_firstlineno)? as u64;
+    h ^= r.u32_at(code + l.code_firstlineno)? as u64;
     let f = (h ^ h >> 32) as u32;
     Some(f.max(1))
 }
 
 /// The id of a code object, describing it to the writer the first time.
-fn intern(rt: &Runtime, code: usize, tid: u32, push: &impl Fn(&Event)) -> Option<u64> {
+fn intern(
+    rt: &Runtime,
+    r: &mut Reader,
+    code: usize,
+    tid: u32,
+    push: &impl Fn(&Event),
+) -> Option<u64> {
     if code == 0 || !code.is_multiple_of(8) {
         return None;
     }
-    let fp = fingerprint(rt, code)? as u64;
+    let fp = fingerprint(rt, r, code)? as u64;
     let start = slot_of(code);
     let mut free_slot = None;
     for i in 0..PROBES {
@@ -373,7 +431,7 @@ fn intern(rt: &Runtime, code: usize, tid: u32, push: &impl Fn(&Event)) -> Option
                 return Some(v >> 32);
             }
             // The address now holds another code object.
-            let id = describe(rt, code, tid, push)?;
+            let id = describe(rt, r, code, tid, push)?;
             s.value.store(id << 32 | fp, Ordering::Release);
             return Some(id);
         }
@@ -392,10 +450,10 @@ fn intern(rt: &Runtime, code: usize, tid: u32, push: &impl Fn(&Event)) -> Option
                 .is_err()
             {
                 // Lost a race for the slot: describe it without caching.
-                return describe(rt, code, tid, push);
+                return describe(rt, r, code, tid, push);
             }
             s.value.store(0, Ordering::Release);
-            let id = describe(rt, code, tid, push);
+            let id = describe(rt, r, code, tid, push);
             match id {
                 Some(id) => s.value.store(id << 32 | fp, Ordering::Release),
                 None => s.key.store(TOMBSTONE, Ordering::Release),
@@ -404,7 +462,7 @@ fn intern(rt: &Runtime, code: usize, tid: u32, push: &impl Fn(&Event)) -> Option
         }
     }
     // The table is full of live code objects: describe without caching.
-    describe(rt, code, tid, push)
+    describe(rt, r, code, tid, push)
 }
 
 /// A freed block was a code object we described: forget it (the writer
@@ -436,27 +494,33 @@ thread_local! {
 
 /// Sends a code object's name, file, first line and line table to the
 /// writer, under a new id.
-fn describe(rt: &Runtime, code: usize, tid: u32, push: &impl Fn(&Event)) -> Option<u64> {
+fn describe(
+    rt: &Runtime,
+    r: &mut Reader,
+    code: usize,
+    tid: u32,
+    push: &impl Fn(&Event),
+) -> Option<u64> {
     let l = &rt.layout;
     // Only a real code object is described (3.13+ frames may run other executables).
-    if safe::word(code + 8)? != rt.code_type {
+    if r.word(code + 8)? != rt.code_type {
         return None;
     }
-    let name = safe::word(code + l.code_qualname)?;
-    let file = safe::word(code + l.code_filename)?;
-    let table = safe::word(code + l.code_linetable)?;
-    let first_line = safe::u32_at(code + l.code_firstlineno)?;
-    let table_len = safe::word(table + l.bytes_size)?.min(MAX_LINETABLE);
+    let name = r.word(code + l.code_qualname)?;
+    let file = r.word(code + l.code_filename)?;
+    let table = r.word(code + l.code_linetable)?;
+    let first_line = r.u32_at(code + l.code_firstlineno)?;
+    let table_len = r.word(table + l.bytes_size)?.min(MAX_LINETABLE);
     let table_data = table + l.bytes_data;
-    if !safe::readable(table_data, table_len) {
+    if !r.readable(table_data, table_len) {
         return None;
     }
     TEXT.with(|t| {
         // SAFETY: this thread's scratch; the Guard rules out reentrancy.
         let buf = unsafe { &mut *t.0.get() };
         let (a, b) = buf.split_at_mut(MAX_STR);
-        let name_len = utf8_of(rt, name, a)?;
-        let file_len = utf8_of(rt, file, b)?;
+        let name_len = utf8_of(rt, r, name, a)?;
+        let file_len = utf8_of(rt, r, file, b)?;
         let id = NEXT_CODE_ID.fetch_add(1, Ordering::Relaxed);
         push(&Event {
             kind: kind::PY_CODE,
@@ -479,7 +543,7 @@ fn describe(rt: &Runtime, code: usize, tid: u32, push: &impl Fn(&Event)) -> Opti
         let mut pos = 0;
         while pos < table_len {
             let n = (table_len - pos).min(piece.len());
-            if !safe::copy(table_data + pos, &mut piece[..n]) {
+            if !r.copy(table_data + pos, &mut piece[..n]) {
                 piece[..n].fill(0);
             }
             out.put(&piece[..n]);
@@ -535,9 +599,9 @@ impl<P: Fn(&Event)> Packer<'_, P> {
 }
 
 /// A `str` object as UTF-8 in `out` (cut to fit); its length.
-fn utf8_of(rt: &Runtime, s: usize, out: &mut [u8]) -> Option<usize> {
+fn utf8_of(rt: &Runtime, r: &mut Reader, s: usize, out: &mut [u8]) -> Option<usize> {
     let l = &rt.layout;
-    let state = safe::u32_at(s + l.unicode_state)?;
+    let state = r.u32_at(s + l.unicode_state)?;
     let kind = (state >> 2) & 7;
     let compact = state >> 5 & 1 != 0;
     let ascii = state >> 6 & 1 != 0;
@@ -546,7 +610,7 @@ fn utf8_of(rt: &Runtime, s: usize, out: &mut [u8]) -> Option<usize> {
         out[0] = b'?';
         return Some(1);
     }
-    let len = safe::word(s + l.unicode_length)?;
+    let len = r.word(s + l.unicode_length)?;
     let data = s + if ascii {
         l.unicode_ascii_size
     } else {
@@ -560,7 +624,7 @@ fn utf8_of(rt: &Runtime, s: usize, out: &mut [u8]) -> Option<usize> {
         _ => return None,
     };
     let chars = len.min(out.len());
-    if !safe::readable(data, chars * width) {
+    if !r.readable(data, chars * width) {
         return None;
     }
     for i in 0..chars {

@@ -59,20 +59,51 @@ pub fn available() -> bool {
     probe(core::ptr::addr_of!(MARK) as usize) && !probe(8)
 }
 
-fn page_readable(page: usize) -> bool {
-    if !(16..1 << (47 - PAGE_SHIFT)).contains(&page) {
-        return false;
-    }
+/// A series of reads by one thread, with its page table at hand (one
+/// thread-local access per series, not per read).
+pub struct Reader<'a> {
+    slots: &'a mut [u64; SLOTS],
+    generation: u64,
+}
+
+/// Runs `f` with this thread's reader. If the heap shrank since the last
+/// series, pages above the new break are gone (glibc moves the break itself,
+/// not through a call we see): those are forgotten first.
+pub fn with<R>(f: impl FnOnce(&mut Reader) -> R) -> R {
     PAGES.with(|p| {
-        // SAFETY: only this thread touches its table, and nothing here reenters.
+        // SAFETY: only this thread touches its table, and nothing in `f`
+        // reenters `with` (the Guard is held).
         let slots = unsafe { &mut *p.slots.get() };
+        // SAFETY: sbrk(0) only reads the current break.
+        let brk = unsafe { libc::sbrk(0) } as usize;
+        let was = p.brk.get();
+        if brk < was {
+            // Only pages between the new break and the old one went away.
+            let (lo, hi) = ((brk >> PAGE_SHIFT) as u64, (was >> PAGE_SHIFT) as u64 + 1);
+            for slot in slots.iter_mut() {
+                let page = *slot >> 20;
+                if page >= lo && page < hi {
+                    *slot = 0;
+                }
+            }
+        }
+        p.brk.set(brk);
         let generation = MAP_GENERATION.load(Ordering::Acquire) & 0xf_ffff;
-        let tag = (page as u64) << 20 | generation;
+        f(&mut Reader { slots, generation })
+    })
+}
+
+impl Reader<'_> {
+    fn page_readable(&mut self, page: usize) -> bool {
+        if !(16..1 << (47 - PAGE_SHIFT)).contains(&page) {
+            return false;
+        }
+        let tag = (page as u64) << 20 | self.generation;
         // Hashed sets of WAYS entries, most recent first: the pages of one
         // walk are often a power of two apart, which a direct-mapped table
         // would make collide.
         let set = ((page as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize;
-        let ways = &mut slots[set * WAYS..set * WAYS + WAYS];
+        let ways = &mut self.slots[set * WAYS..set * WAYS + WAYS];
         if let Some(i) = ways.iter().position(|&t| t == tag) {
             ways[..=i].rotate_right(1);
             return true;
@@ -84,78 +115,55 @@ fn page_readable(page: usize) -> bool {
         } else {
             false
         }
-    })
-}
+    }
 
-/// Starts a series of reads: if the heap shrank since the last one, pages
-/// above the new break are gone (glibc moves the break itself, not through a
-/// call we see), so the table starts over.
-pub fn begin() {
-    PAGES.with(|p| {
-        // SAFETY: sbrk(0) only reads the current break.
-        let brk = unsafe { libc::sbrk(0) } as usize;
-        let was = p.brk.get();
-        if brk < was {
-            // Only pages between the new break and the old one went away.
-            let (lo, hi) = ((brk >> PAGE_SHIFT) as u64, (was >> PAGE_SHIFT) as u64 + 1);
-            // SAFETY: only this thread touches its table.
-            for slot in unsafe { (*p.slots.get()).iter_mut() } {
-                let page = *slot >> 20;
-                if page >= lo && page < hi {
-                    *slot = 0;
-                }
-            }
+    /// Whether `len` bytes at `addr` can be read.
+    pub fn readable(&mut self, addr: usize, len: usize) -> bool {
+        if len == 0 {
+            return true;
         }
-        p.brk.set(brk);
-    })
-}
-
-/// Whether `len` bytes at `addr` can be read.
-pub fn readable(addr: usize, len: usize) -> bool {
-    if len == 0 {
-        return true;
+        let Some(last) = addr.checked_add(len - 1) else {
+            return false;
+        };
+        (addr >> PAGE_SHIFT..=last >> PAGE_SHIFT).all(|p| self.page_readable(p))
     }
-    let Some(last) = addr.checked_add(len - 1) else {
-        return false;
-    };
-    (addr >> PAGE_SHIFT..=last >> PAGE_SHIFT).all(page_readable)
-}
 
-/// The aligned word at `addr`, if it can be read.
-#[inline]
-pub fn word(addr: usize) -> Option<usize> {
-    if !addr.is_multiple_of(8) || !readable(addr, 8) {
-        return None;
+    /// The aligned word at `addr`, if it can be read.
+    #[inline]
+    pub fn word(&mut self, addr: usize) -> Option<usize> {
+        if !addr.is_multiple_of(8) || !self.readable(addr, 8) {
+            return None;
+        }
+        // SAFETY: aligned and on a page the kernel confirmed readable since
+        // the last change to the map we know of.
+        Some(unsafe { core::ptr::read_volatile(addr as *const usize) })
     }
-    // SAFETY: aligned and on a page the kernel just confirmed (or that we
-    // confirmed since the last change to the map) is readable.
-    Some(unsafe { core::ptr::read_volatile(addr as *const usize) })
-}
 
-#[inline]
-pub fn u32_at(addr: usize) -> Option<u32> {
-    if !addr.is_multiple_of(4) || !readable(addr, 4) {
-        return None;
+    #[inline]
+    pub fn u32_at(&mut self, addr: usize) -> Option<u32> {
+        if !addr.is_multiple_of(4) || !self.readable(addr, 4) {
+            return None;
+        }
+        // SAFETY: as in `word`.
+        Some(unsafe { core::ptr::read_volatile(addr as *const u32) })
     }
-    // SAFETY: as in `word`.
-    Some(unsafe { core::ptr::read_volatile(addr as *const u32) })
-}
 
-#[inline]
-pub fn byte(addr: usize) -> Option<u8> {
-    if !readable(addr, 1) {
-        return None;
+    #[inline]
+    pub fn byte(&mut self, addr: usize) -> Option<u8> {
+        if !self.readable(addr, 1) {
+            return None;
+        }
+        // SAFETY: as in `word`.
+        Some(unsafe { core::ptr::read_volatile(addr as *const u8) })
     }
-    // SAFETY: as in `word`.
-    Some(unsafe { core::ptr::read_volatile(addr as *const u8) })
-}
 
-/// Copies `out.len()` bytes from `addr`, if they can all be read.
-pub fn copy(addr: usize, out: &mut [u8]) -> bool {
-    if !readable(addr, out.len()) {
-        return false;
+    /// Copies `out.len()` bytes from `addr`, if they can all be read.
+    pub fn copy(&mut self, addr: usize, out: &mut [u8]) -> bool {
+        if !self.readable(addr, out.len()) {
+            return false;
+        }
+        // SAFETY: the whole range is readable (checked above); `out` is ours.
+        unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, out.as_mut_ptr(), out.len()) };
+        true
     }
-    // SAFETY: the whole range is readable (checked above); `out` is ours.
-    unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, out.as_mut_ptr(), out.len()) };
-    true
 }
