@@ -571,7 +571,12 @@ pub fn to_text(model: &Model, opts: &Options, supp: &dyn Suppressor) -> String {
             let lead = if k == 0 { "at" } else { "by" };
             let mut line = format!("   {lead} {}", frame_name(f));
             if let (Some(file), Some(l)) = (&f.file, f.line) {
-                let _ = write!(line, " ({}:{l})", file.rsplit('/').next().unwrap_or(file));
+                let file = if f.language == Language::Python {
+                    crate::stacks::short_file(file)
+                } else {
+                    module_short(file)
+                };
+                let _ = write!(line, " ({file}:{l})");
             } else if f.function.is_some() && !f.module.is_empty() && f.module != "?" {
                 let _ = write!(line, " (in {})", module_short(&f.module));
             }

@@ -102,6 +102,24 @@ pub fn frame_name(f: &Frame) -> String {
     }
 }
 
+/// A source file as a frame shows it: the file name, but for Python's own
+/// library and installed packages the path below `lib/pythonX.Y/` or
+/// `site-packages/` (`flask/app.py` is not the program's `app.py`).
+pub fn short_file(file: &str) -> &str {
+    for marker in ["/site-packages/", "/dist-packages/"] {
+        if let Some(i) = file.rfind(marker) {
+            return &file[i + marker.len()..];
+        }
+    }
+    if let Some(i) = file.find("/lib/python") {
+        let rest = &file[i + "/lib/python".len()..];
+        if let Some(j) = rest.find('/') {
+            return &rest[j + 1..];
+        }
+    }
+    module_short(file)
+}
+
 /// How a frame is named where there is room for one label only (flamegraph
 /// frames, growth lines, collapsed stacks): a Python frame with its file and
 /// line, since `get` alone does not say which of a program's many `get`s.
@@ -111,8 +129,8 @@ pub fn frame_label(f: &Frame) -> String {
         return name;
     }
     match (&f.file, f.line) {
-        (Some(file), Some(line)) => format!("{name} ({}:{line})", module_short(file)),
-        (Some(file), None) => format!("{name} ({})", module_short(file)),
+        (Some(file), Some(line)) => format!("{name} ({}:{line})", short_file(file)),
+        (Some(file), None) => format!("{name} ({})", short_file(file)),
         _ => name,
     }
 }
@@ -213,4 +231,26 @@ pub fn allocation_site(frames: &[Frame]) -> usize {
         .iter()
         .position(|f| !is_allocator_frame(f))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_file;
+
+    #[test]
+    fn python_files_keep_their_package() {
+        assert_eq!(
+            short_file("/venv/lib/python3.11/site-packages/flask/app.py"),
+            "flask/app.py"
+        );
+        assert_eq!(
+            short_file("/usr/lib/python3.11/json/encoder.py"),
+            "json/encoder.py"
+        );
+        assert_eq!(short_file("/srv/app.py"), "app.py");
+        assert_eq!(
+            short_file("<frozen importlib._bootstrap>"),
+            "<frozen importlib._bootstrap>"
+        );
+    }
 }

@@ -119,6 +119,29 @@ unsafe fn symbol(name: &CStr) -> Option<(usize, usize)> {
     Some((p as usize, size))
 }
 
+/// `3.8` from the file that defines `addr` (`libpython3.8.so.1.0`,
+/// `python3.8`): how an interpreter without `Py_Version` is named.
+fn module_version(addr: usize) -> Option<String> {
+    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
+    // SAFETY: dladdr fills `info` for an address of a loaded module.
+    if unsafe { libc::dladdr(addr as *const c_void, &mut info) } == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dli_fname is the loader's NUL-terminated path of the module.
+    let path = unsafe { CStr::from_ptr(info.dli_fname) }.to_string_lossy();
+    let file = path.rsplit('/').next()?;
+    let rest = file
+        .strip_prefix("lib")
+        .unwrap_or(file)
+        .strip_prefix("python")?;
+    let v: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let v = v.trim_end_matches('.');
+    (!v.is_empty()).then(|| v.to_string())
+}
+
 /// Looks for a CPython runtime in the process (at start and after each
 /// `dlopen`). Calls the loader: never under a lock of ours; allocates: under
 /// the Guard.
@@ -135,9 +158,10 @@ pub fn detect() {
     // SAFETY: as above.
     let version = unsafe { symbol(c"Py_Version") };
     let Some((version, _)) = version else {
-        crate::writer::say(
-            "this Python is older than 3.11 (no Py_Version): stacks show native frames only",
-        );
+        let name = module_version(runtime).unwrap_or_else(|| "older than 3.11".into());
+        crate::writer::say(&format!(
+            "Python {name} has no frame layout in this leakhunt (3.11 to 3.14 have): stacks show native frames only"
+        ));
         return;
     };
     // SAFETY: Py_Version is a `const unsigned long` in libpython's rodata.
@@ -327,8 +351,9 @@ impl<P: Fn(&Event)> Walk<'_, '_, P> {
             let entry = match l.entry {
                 Entry::Flag { offset } => self.r.byte(f + offset).unwrap_or(1) != 0,
                 Entry::Owner { offset, cstack } => {
-                    if self.r.byte(f + offset) == Some(cstack) {
-                        // The shim below this activation's frames.
+                    if self.r.byte(f + offset).is_some_and(|o| o >= cstack) {
+                        // The shim below this activation's frames (3.14 also owns
+                        // frames by the C stack above it: CPython tests `>= 3`).
                         if self.n > before {
                             break;
                         }
