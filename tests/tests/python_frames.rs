@@ -1199,3 +1199,31 @@ fn fork_warns_no_more_than_without_leakhunt() {
         );
     }
 }
+
+/// A damaged frame chain (a link to unmapped memory, to garbage, to the top
+/// of the address space) must not crash the program: the reader checks every
+/// page it reads, and the frames it could read are still there.
+#[test]
+fn damaged_frame_chain_is_not_followed_into_a_fault() {
+    let Some(py) = pyenv("3.11").or_else(debian) else {
+        skip("no Python 3.11 interpreter is installed");
+        return;
+    };
+    let s = script("poisoned.py");
+    let dir = TestDir::new("pyf_poison");
+    let run = run_ok(&dir, "poison", &py, &[&s]);
+    assert_eq!(run.out.stdout.trim(), "300", "{}", run.out.stderr);
+    let site = line("poisoned.py", "poisoned");
+    let label = format!("victim (poisoned.py:{site})");
+    let stacks = collapsed(&dir, &run.trace, "allocated");
+    let hits: Vec<&str> = stacks.lines().filter(|l| l.contains(&label)).collect();
+    assert!(!hits.is_empty(), "no stack at {label}:\n{stacks}");
+    // The walk stops at the damaged link: nothing read from garbage is
+    // shown as a frame, and victim's callers are not guessed.
+    for l in &hits {
+        assert!(
+            !l.contains("<python>") && !l.contains("main (poisoned.py"),
+            "{l}"
+        );
+    }
+}

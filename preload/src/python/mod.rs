@@ -362,8 +362,14 @@ impl<P: Fn(&Event)> Walk<'_, '_, P> {
                     false
                 }
             };
-            if let Some(e) = frame_entry(self.rt, self.r, f, self.tid, self.push) {
-                self.emit(e);
+            match frame_entry(self.rt, self.r, f, self.tid, self.push) {
+                Some(e) => self.emit(e),
+                None => {
+                    // Not a frame running a code object: the chain is
+                    // damaged (or being rebuilt); nothing past it is trusted.
+                    self.frame = 0;
+                    break;
+                }
             }
             if entry {
                 break;
@@ -383,6 +389,9 @@ fn frame_entry(
 ) -> Option<usize> {
     let l = &rt.layout;
     let code = r.word(frame + l.frame_code)? & !(l.code_tag_mask as usize);
+    if r.word(code + 8)? != rt.code_type {
+        return None;
+    }
     let instr = r.word(frame + l.frame_instr)?;
     let id = intern(rt, r, code, tid, push).unwrap_or(0);
     // A frame that has not started yet points one unit before its first.
