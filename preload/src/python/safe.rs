@@ -64,6 +64,9 @@ pub fn available() -> bool {
 pub struct Reader<'a> {
     slots: &'a mut [u64; SLOTS],
     generation: u64,
+    /// The page of the last successful check: the fields of one frame or
+    /// one code object are read one after another from the same page.
+    last: usize,
 }
 
 /// Runs `f` with this thread's reader. If the heap shrank since the last
@@ -89,15 +92,32 @@ pub fn with<R>(f: impl FnOnce(&mut Reader) -> R) -> R {
         }
         p.brk.set(brk);
         let generation = MAP_GENERATION.load(Ordering::Acquire) & 0xf_ffff;
-        f(&mut Reader { slots, generation })
+        f(&mut Reader {
+            slots,
+            generation,
+            last: 0,
+        })
     })
 }
 
 impl Reader<'_> {
+    #[inline]
     fn page_readable(&mut self, page: usize) -> bool {
+        if page == self.last {
+            return true;
+        }
         if !(16..1 << (47 - PAGE_SHIFT)).contains(&page) {
             return false;
         }
+        self.last = page;
+        if self.lookup(page) {
+            return true;
+        }
+        self.last = 0;
+        false
+    }
+
+    fn lookup(&mut self, page: usize) -> bool {
         let tag = (page as u64) << 20 | self.generation;
         // Hashed sets of WAYS entries, most recent first: the pages of one
         // walk are often a power of two apart, which a direct-mapped table
@@ -105,7 +125,9 @@ impl Reader<'_> {
         let set = ((page as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize;
         let ways = &mut self.slots[set * WAYS..set * WAYS + WAYS];
         if let Some(i) = ways.iter().position(|&t| t == tag) {
-            ways[..=i].rotate_right(1);
+            if i > 0 {
+                ways[..=i].rotate_right(1);
+            }
             return true;
         }
         if probe(page << PAGE_SHIFT) {
@@ -118,6 +140,7 @@ impl Reader<'_> {
     }
 
     /// Whether `len` bytes at `addr` can be read.
+    #[inline]
     pub fn readable(&mut self, addr: usize, len: usize) -> bool {
         if len == 0 {
             return true;
