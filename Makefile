@@ -37,6 +37,12 @@ demo: deps build
 	$(LEAKHUNT) run -o $(DEMO_DIR)/service.trace -- $(DEMO_DIR)/service leaky 3000 500
 	$(LEAKHUNT) report $(DEMO_DIR)/service.trace | sed -n '/HEAP GROWTH/,/^$$/p'
 	$(LEAKHUNT) timeline $(DEMO_DIR)/service.trace -o $(DEMO_DIR)/curve.svg
+	@py=$$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null); \
+	if [ -n "$$py" ]; then \
+	  $(LEAKHUNT) run -o $(DEMO_DIR)/leaky-py.trace -- $$py scripts/demo/leaky.py && \
+	  $(LEAKHUNT) report $(DEMO_DIR)/leaky-py.trace | sed -n '/HEAP GROWTH/,/^$$/p' && \
+	  $(LEAKHUNT) flamegraph $(DEMO_DIR)/leaky-py.trace --what peak -o $(DEMO_DIR)/python-peak.svg; \
+	else echo "demo: no python3, the Python part is skipped"; fi
 	@echo "demo: traces, reports and SVGs are in $(DEMO_DIR)/"
 
 test: deps build

@@ -389,6 +389,7 @@ fn frame_entry(
 ) -> Option<usize> {
     let l = &rt.layout;
     let code = r.word(frame + l.frame_code)? & !(l.code_tag_mask as usize);
+    // Only a real code object (3.13+ frames may run other executables).
     if r.word(code + 8)? != rt.code_type {
         return None;
     }
@@ -535,11 +536,8 @@ fn describe(
     tid: u32,
     push: &impl Fn(&Event),
 ) -> Option<u64> {
+    // `frame_entry` checked that this is a code object.
     let l = &rt.layout;
-    // Only a real code object is described (3.13+ frames may run other executables).
-    if r.word(code + 8)? != rt.code_type {
-        return None;
-    }
     let name = r.word(code + l.code_qualname)?;
     let file = r.word(code + l.code_filename)?;
     let table = r.word(code + l.code_linetable)?;
