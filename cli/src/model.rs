@@ -127,11 +127,34 @@ pub struct Model {
     pub py_codes: HashMap<u64, leakhunt_format::PyCode>,
     /// The CPython interpreter the process ran, if any.
     pub python: Option<PythonInfo>,
+    /// The totals the recorder counted at the end of the image (what a
+    /// replay of its allocation records gives), when it ended normally.
+    pub recorded_totals: Option<leakhunt_format::ImageTotals>,
+}
+
+/// Opens a trace for reading: its size and a streaming reader.
+fn open_reader(path: &Path) -> Result<(u64, TraceReader<BufReader<File>>), LoadError> {
+    let p = path.display().to_string();
+    if path.is_dir() {
+        return Err(LoadError::Directory { path: p });
+    }
+    let file = File::open(path).map_err(|err| LoadError::Open {
+        path: p.clone(),
+        err,
+    })?;
+    let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let reader = TraceReader::new(BufReader::with_capacity(1 << 20, file))
+        .map_err(|err| LoadError::Format { path: p, err })?;
+    Ok((file_bytes, reader))
 }
 
 /// The state of one pass that is not part of the result.
 #[derive(Default)]
 struct Replay {
+    /// A summary pass: allocation records are decoded but not replayed;
+    /// the totals and live blocks come from the image's end records.
+    summary: bool,
+    live_at_end: Vec<(u64, Live)>,
     now_us: u64,
     live_bytes: u64,
     /// The thread the current records come from.
@@ -199,6 +222,33 @@ impl Model {
         Model::load_limited(path, u64::MAX, u64::MAX, 1)
     }
 
+    /// What a summary needs (totals, live blocks at the end, the leak
+    /// scan, stacks, modules), without replaying allocations: the recorder
+    /// wrote the totals and the live blocks when the image ended. A trace
+    /// without them (cut short, killed, or written by an older recorder) is
+    /// replayed in full. The curve, per-stack totals and "temporary" are
+    /// left empty.
+    pub fn load_summary(path: &Path) -> Result<Model, LoadError> {
+        let (file, reader) = open_reader(path)?;
+        let p = path.display().to_string();
+        let mut m = Model::replay_with(
+            reader,
+            u64::MAX,
+            u64::MAX,
+            Replay {
+                summary: true,
+                temporary_threshold: 1,
+                ..Default::default()
+            },
+        )
+        .map_err(|err| LoadError::Format { path: p, err })?;
+        if m.recorded_totals.is_none() {
+            return Model::load(path);
+        }
+        m.file_bytes = file;
+        Ok(m)
+    }
+
     pub fn replay<R: std::io::Read>(reader: TraceReader<R>) -> Result<Model, FormatError> {
         Model::replay_until(reader, u64::MAX, u64::MAX, 1)
     }
@@ -228,20 +278,7 @@ impl Model {
         temporary_threshold: u64,
     ) -> Result<Model, LoadError> {
         let p = path.display().to_string();
-        if path.is_dir() {
-            return Err(LoadError::Directory { path: p });
-        }
-        let file = File::open(path).map_err(|err| LoadError::Open {
-            path: p.clone(),
-            err,
-        })?;
-        let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let reader = TraceReader::new(BufReader::with_capacity(1 << 20, file)).map_err(|err| {
-            LoadError::Format {
-                path: p.clone(),
-                err,
-            }
-        })?;
+        let (file_bytes, reader) = open_reader(path)?;
         let mut m = Model::replay_until(reader, limit, until_us, temporary_threshold)
             .map_err(|err| LoadError::Format { path: p, err })?;
         m.file_bytes = file_bytes;
@@ -251,10 +288,27 @@ impl Model {
     /// Replays at most `limit` records, stopping before the first time stamp
     /// past `until_us`.
     pub fn replay_until<R: std::io::Read>(
-        mut reader: TraceReader<R>,
+        reader: TraceReader<R>,
         limit: u64,
         until_us: u64,
         temporary_threshold: u64,
+    ) -> Result<Model, FormatError> {
+        Model::replay_with(
+            reader,
+            limit,
+            until_us,
+            Replay {
+                temporary_threshold,
+                ..Default::default()
+            },
+        )
+    }
+
+    fn replay_with<R: std::io::Read>(
+        mut reader: TraceReader<R>,
+        limit: u64,
+        until_us: u64,
+        mut st: Replay,
     ) -> Result<Model, FormatError> {
         let mut m = Model {
             nodes: vec![(0, 0)],
@@ -262,10 +316,6 @@ impl Model {
         };
         let mut last_unload_node = 0u64;
         let mut tids = std::collections::HashSet::new();
-        let mut st = Replay {
-            temporary_threshold,
-            ..Default::default()
-        };
         while m.records < limit {
             let Some(r) = reader.next_record()? else {
                 break;
@@ -274,6 +324,19 @@ impl Model {
             if m.end.is_some() && !matches!(r, Record::ExitStatus { .. } | Record::Rss { .. }) {
                 // An exec that failed: the image went on after its END.
                 m.end = None;
+            }
+            if st.summary
+                && matches!(
+                    r,
+                    Record::Alloc { .. }
+                        | Record::Free { .. }
+                        | Record::Realloc { .. }
+                        | Record::Inherited { .. }
+                        | Record::Mmap { .. }
+                        | Record::Munmap { .. }
+                )
+            {
+                continue;
             }
             match r {
                 Record::Process(p) => m.process = Some(p),
@@ -376,6 +439,39 @@ impl Model {
                 Record::ExitStatus { code, signal } => m.exit_status = Some((code, signal)),
                 Record::PyCode(c) => {
                     m.py_codes.insert(c.id, c);
+                }
+                Record::LiveAtEnd {
+                    ptr,
+                    size,
+                    stack,
+                    func,
+                } => {
+                    if st.summary {
+                        let live = Live {
+                            size,
+                            stack,
+                            func,
+                            tid: 0,
+                            seq: 0,
+                        };
+                        st.live_at_end.push((ptr, live));
+                    }
+                }
+                Record::Totals(t) => {
+                    if st.summary {
+                        m.totals.allocations = t.allocations;
+                        m.totals.frees = t.frees;
+                        m.totals.allocated_bytes = t.allocated_bytes;
+                        m.totals.peak_bytes = t.peak_bytes;
+                        m.totals.peak_time_us = t.peak_time_us;
+                        m.totals.mmaps = t.mmaps;
+                        m.totals.munmaps = t.munmaps;
+                        m.totals.by_function =
+                            t.by_function.iter().map(|&(f, n)| (f.name(), n)).collect();
+                        st.live_bytes = t.live_bytes;
+                        m.live = std::mem::take(&mut st.live_at_end).into_iter().collect();
+                    }
+                    m.recorded_totals = Some(t);
                 }
                 Record::Python {
                     version,

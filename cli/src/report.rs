@@ -260,6 +260,16 @@ pub fn to_json(model: &Model, opts: &Options, supp: &dyn Suppressor) -> Value {
             "inconsistencies": model.inconsistencies,
             "file_bytes": model.file_bytes,
             "bytes_per_event": bytes_per_event(model),
+            // What the recorder counted itself (and `leakhunt run` prints
+            // without a replay); equal to `totals` for a complete trace.
+            "recorded_totals": model.recorded_totals.as_ref().map(|t| json!({
+                "allocations": t.allocations,
+                "frees": t.frees,
+                "allocated_bytes": t.allocated_bytes,
+                "peak_bytes": t.peak_bytes,
+                "live_blocks_at_end": t.live_blocks,
+                "live_bytes_at_end": t.live_bytes,
+            })),
         },
         "warnings": stacks.warnings(),
     })

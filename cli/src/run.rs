@@ -299,7 +299,7 @@ fn last_image(first: &Path, pid: u32, explicit: bool) -> (PathBuf, Result<Model,
     let mut next = candidates.into_iter();
     let mut current = first.to_path_buf();
     loop {
-        let model = Model::load(&current);
+        let model = Model::load_summary(&current);
         let ended_in_exec = model.as_ref().is_ok_and(|m| {
             matches!(
                 m.end.map(|e| e.reason),

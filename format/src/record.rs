@@ -207,6 +207,34 @@ pub enum Record {
         frames: bool,
         allocator: String,
     },
+    /// At the end of an image (not an exec): a block still live, with what
+    /// a loss record needs. Written just before `Totals`, so that a summary
+    /// can skip every allocation record.
+    LiveAtEnd {
+        ptr: u64,
+        size: u64,
+        stack: u64,
+        func: AllocFn,
+    },
+    /// At the end of an image: what replaying its allocation records gives.
+    Totals(ImageTotals),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImageTotals {
+    pub allocations: u64,
+    pub frees: u64,
+    pub allocated_bytes: u64,
+    pub peak_bytes: u64,
+    /// Microseconds since the start of the trace (a `Time` value).
+    pub peak_time_us: u64,
+    pub live_blocks: u64,
+    pub live_bytes: u64,
+    pub mmaps: u64,
+    pub munmaps: u64,
+    /// Successful calls per allocation function, as the `Alloc` and
+    /// `Realloc` records name them.
+    pub by_function: Vec<(AllocFn, u64)>,
 }
 
 /// What the CLI needs of a CPython code object to name a frame and turn an
@@ -326,6 +354,8 @@ mod tag {
     /// Skippable: an older reader ignores Python code objects.
     pub const PY_CODE: u8 = 0x80;
     pub const PYTHON: u8 = 0x81;
+    pub const LIVE_AT_END: u8 = 0x82;
+    pub const TOTALS: u8 = 0x83;
     /// Tags from here up carry a varint byte length, so that an older reader
     /// can skip records added later without a format version bump.
     pub const FIRST_SKIPPABLE: u8 = 0x80;
@@ -554,6 +584,43 @@ impl Encoder {
                 put_str(&mut body, version);
                 body.push(*frames as u8);
                 put_str(&mut body, allocator);
+                put_bytes(out, &body);
+            }
+            Record::LiveAtEnd {
+                ptr,
+                size,
+                stack,
+                func,
+            } => {
+                out.push(tag::LIVE_AT_END);
+                let mut body = Vec::with_capacity(24);
+                put(&mut body, *ptr);
+                put(&mut body, *size);
+                put(&mut body, *stack);
+                body.push(*func as u8);
+                put_bytes(out, &body);
+            }
+            Record::Totals(t) => {
+                out.push(tag::TOTALS);
+                let mut body = Vec::with_capacity(64);
+                for v in [
+                    t.allocations,
+                    t.frees,
+                    t.allocated_bytes,
+                    t.peak_bytes,
+                    t.peak_time_us,
+                    t.live_blocks,
+                    t.live_bytes,
+                    t.mmaps,
+                    t.munmaps,
+                ] {
+                    put(&mut body, v);
+                }
+                put(&mut body, t.by_function.len() as u64);
+                for &(f, n) in &t.by_function {
+                    body.push(f as u8);
+                    put(&mut body, n);
+                }
                 put_bytes(out, &body);
             }
         }
@@ -807,6 +874,46 @@ impl Decoder {
                         frames: b.byte()? != 0,
                         allocator: b.string()?,
                     }
+                }
+                tag::LIVE_AT_END => {
+                    let body = c.bytes()?;
+                    let mut at = 0usize;
+                    let mut b = Cursor {
+                        buf: body,
+                        pos: &mut at,
+                    };
+                    Record::LiveAtEnd {
+                        ptr: b.u64()?,
+                        size: b.u64()?,
+                        stack: b.u64()?,
+                        func: AllocFn::from_u8(b.byte()?).ok_or("unknown allocation function")?,
+                    }
+                }
+                tag::TOTALS => {
+                    let body = c.bytes()?;
+                    let mut at = 0usize;
+                    let mut b = Cursor {
+                        buf: body,
+                        pos: &mut at,
+                    };
+                    let mut t = ImageTotals {
+                        allocations: b.u64()?,
+                        frees: b.u64()?,
+                        allocated_bytes: b.u64()?,
+                        peak_bytes: b.u64()?,
+                        peak_time_us: b.u64()?,
+                        live_blocks: b.u64()?,
+                        live_bytes: b.u64()?,
+                        mmaps: b.u64()?,
+                        munmaps: b.u64()?,
+                        by_function: Vec::new(),
+                    };
+                    let n = b.count(2)?;
+                    for _ in 0..n {
+                        let f = AllocFn::from_u8(b.byte()?).ok_or("unknown allocation function")?;
+                        t.by_function.push((f, b.u64()?));
+                    }
+                    Record::Totals(t)
                 }
                 t if t >= tag::FIRST_SKIPPABLE => {
                     c.bytes()?;

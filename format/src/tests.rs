@@ -2,6 +2,24 @@ use super::*;
 
 fn sample() -> Vec<Record> {
     vec![
+        Record::LiveAtEnd {
+            ptr: 0x5555_0000_1000,
+            size: 48,
+            stack: 3,
+            func: AllocFn::Calloc,
+        },
+        Record::Totals(ImageTotals {
+            allocations: 10,
+            frees: 9,
+            allocated_bytes: 480,
+            peak_bytes: 96,
+            peak_time_us: 1500,
+            live_blocks: 1,
+            live_bytes: 48,
+            mmaps: 2,
+            munmaps: 1,
+            by_function: vec![(AllocFn::Malloc, 9), (AllocFn::Calloc, 1)],
+        }),
         Record::Python {
             version: "3.11.7".into(),
             frames: true,
@@ -227,7 +245,7 @@ fn older_reader_skips_python_code() {
     // The record is length-prefixed: a reader that does not know it moves on.
     let mut e = Encoder::default();
     let mut buf = Vec::new();
-    e.encode(&sample()[1], &mut buf);
+    e.encode(&sample()[3], &mut buf);
     assert_eq!(buf[0], 0x80);
     let mut pos = 1;
     let len = crate::varint::get(&buf, &mut pos).unwrap() as usize;

@@ -457,7 +457,7 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
         .iter()
         .map(|(&p, b)| leakhunt_leakcheck::Block {
             start: p,
-            size: b.size,
+            size: b.size(),
         })
         .collect();
     blocks.sort_unstable_by_key(|b| b.start);

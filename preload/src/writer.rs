@@ -40,8 +40,65 @@ pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<PassThrough>>;
 
 #[derive(Clone, Copy)]
 pub struct Block {
-    pub size: u64,
+    /// The requested size, with the allocation function in the top byte (a
+    /// live table of 16-byte entries stays small: it is the writer's cost).
+    size_func: u64,
     pub stack: u64,
+}
+
+impl Block {
+    fn new(size: u64, stack: u64, func: AllocFn) -> Block {
+        Block {
+            size_func: size.min((1 << 56) - 1) | (func as u64) << 56,
+            stack,
+        }
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size_func & ((1 << 56) - 1)
+    }
+
+    fn func(&self) -> AllocFn {
+        AllocFn::from_u8((self.size_func >> 56) as u8).unwrap_or(AllocFn::Malloc)
+    }
+}
+
+/// What the CLI would count replaying this file's records (`Record::Totals`),
+/// kept as the records are written so that a summary needs no replay.
+#[derive(Default)]
+struct Counts {
+    allocations: u64,
+    frees: u64,
+    allocated_bytes: u64,
+    live_bytes: u64,
+    peak_bytes: u64,
+    peak_time_us: u64,
+    mmaps: u64,
+    munmaps: u64,
+    by_function: [u64; 9],
+}
+
+impl Counts {
+    fn alloc(&mut self, size: u64, func: AllocFn, now_us: u64) {
+        self.allocations += 1;
+        self.allocated_bytes += size;
+        self.by_function[func as usize] += 1;
+        self.live(size, now_us);
+    }
+
+    /// A block becomes live without being allocated here (inherited).
+    fn live(&mut self, size: u64, now_us: u64) {
+        self.live_bytes += size;
+        if self.live_bytes > self.peak_bytes {
+            self.peak_bytes = self.live_bytes;
+            self.peak_time_us = now_us;
+        }
+    }
+
+    fn free(&mut self, size: u64) {
+        self.frees += 1;
+        self.live_bytes = self.live_bytes.saturating_sub(size);
+    }
 }
 
 struct Stack {
@@ -97,6 +154,7 @@ pub struct State {
     last_rss: Instant,
     anomalies: u64,
     unknown_frees: u64,
+    counts: Counts,
     finished: bool,
 }
 
@@ -122,6 +180,7 @@ impl State {
             last_rss: Instant::now(),
             anomalies: 0,
             unknown_frees: 0,
+            counts: Counts::default(),
             finished: false,
         }
     }
@@ -526,14 +585,16 @@ impl State {
             self.emit(&Record::PyCode(c.clone()));
             self.codes.push(c);
         }
+        self.counts = Counts::default();
         if let FileStart::Forked { .. } = start {
             let mut blocks: Vec<(u64, Block)> = self.live.iter().map(|(&p, &b)| (p, b)).collect();
             blocks.sort_unstable_by_key(|&(p, _)| p);
             for (ptr, b) in blocks {
                 let stack = self.node_of(b.stack);
+                self.counts.live(b.size(), self.last_time_us);
                 self.emit(&Record::Inherited {
                     ptr,
-                    size: b.size,
+                    size: b.size(),
                     stack,
                 });
             }
@@ -610,13 +671,15 @@ impl State {
     fn alloc(&mut self, tid: u32, ptr: u64, size: u64, hash: u64, func: u64) {
         self.thread(tid);
         let stack = self.node_of(hash);
-        if self.live.insert(ptr, Block { size, stack: hash }).is_some() {
+        let func = AllocFn::from_u8(func as u8).unwrap_or(AllocFn::Malloc);
+        if let Some(old) = self.live.insert(ptr, Block::new(size, hash, func)) {
             // The allocator handed out an address we still hold live: its free
             // went unseen. Record it as freed, and count the anomaly.
             self.anomalies += 1;
+            self.counts.free(old.size());
             self.emit(&Record::Free { ptr });
         }
-        let func = AllocFn::from_u8(func as u8).unwrap_or(AllocFn::Malloc);
+        self.counts.alloc(size, func, self.last_time_us);
         self.emit(&Record::Alloc {
             ptr,
             size,
@@ -627,8 +690,9 @@ impl State {
 
     fn free(&mut self, tid: u32, ptr: u64) -> Option<Block> {
         let b = self.live.remove(&ptr);
-        if b.is_some() {
+        if let Some(block) = b {
             self.thread(tid);
+            self.counts.free(block.size());
             self.emit(&Record::Free { ptr });
             if !self.code_ids.is_empty() && self.code_ids.remove(&ptr).is_some() {
                 // The next code object at this address is another one.
@@ -715,30 +779,27 @@ impl State {
                 }
                 if ev.a == 0 {
                     // realloc(p, 0) freed p.
-                    if b.is_some() {
+                    if let Some(block) = b {
                         self.thread(ev.tid);
+                        self.counts.free(block.size());
                         self.emit(&Record::Free { ptr: old });
                     }
                     return;
                 }
                 match b {
-                    Some(_) => {
+                    Some(block) => {
                         self.thread(ev.tid);
                         let stack = self.node_of(ev.c);
-                        if self
-                            .live
-                            .insert(
-                                ev.a,
-                                Block {
-                                    size: ev.b,
-                                    stack: ev.c,
-                                },
-                            )
-                            .is_some()
-                        {
+                        let func = AllocFn::Realloc;
+                        // The model frees the old block before it looks at
+                        // the new address.
+                        self.counts.free(block.size());
+                        if let Some(prev) = self.live.insert(ev.a, Block::new(ev.b, ev.c, func)) {
                             self.anomalies += 1;
+                            self.counts.free(prev.size());
                             self.emit(&Record::Free { ptr: ev.a });
                         }
+                        self.counts.alloc(ev.b, func, self.last_time_us);
                         self.emit(&Record::Realloc {
                             old_ptr: old,
                             ptr: ev.a,
@@ -789,6 +850,7 @@ impl State {
                 }
                 self.thread(ev.tid);
                 let stack = self.node_of(ev.c);
+                self.counts.mmaps += 1;
                 self.emit(&Record::Mmap {
                     addr: ev.a,
                     len: ev.b,
@@ -800,6 +862,7 @@ impl State {
             kind::MUNMAP => {
                 self.unmap(ev.a, ev.b);
                 self.thread(ev.tid);
+                self.counts.munmaps += 1;
                 self.emit(&Record::Munmap {
                     addr: ev.a,
                     len: ev.b,
@@ -829,6 +892,9 @@ impl State {
                     unknown_frees: self.unknown_frees,
                     dropped: DROPPED.load(Ordering::Relaxed),
                 };
+                if reason != EndReason::Exec {
+                    self.summary();
+                }
                 self.emit(&Record::End(info));
                 self.flush();
                 if reason != EndReason::Exec {
@@ -838,6 +904,44 @@ impl State {
             }
             _ => {}
         }
+    }
+
+    /// What a summary needs without a replay: the totals, and every block
+    /// live now with its stack (a `leakhunt run` summary reads these and
+    /// skips the allocation records).
+    fn summary(&mut self) {
+        let mut blocks: Vec<(u64, Block)> = self.live.iter().map(|(&p, &b)| (p, b)).collect();
+        blocks.sort_unstable_by_key(|&(p, _)| p);
+        for (ptr, b) in blocks {
+            let stack = self.node_of(b.stack);
+            self.emit(&Record::LiveAtEnd {
+                ptr,
+                size: b.size(),
+                stack,
+                func: b.func(),
+            });
+        }
+        let c = &self.counts;
+        let by_function = c
+            .by_function
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .filter_map(|(f, &n)| Some((AllocFn::from_u8(f as u8)?, n)))
+            .collect();
+        let totals = Record::Totals(leakhunt_format::ImageTotals {
+            allocations: c.allocations,
+            frees: c.frees,
+            allocated_bytes: c.allocated_bytes,
+            peak_bytes: c.peak_bytes,
+            peak_time_us: c.peak_time_us,
+            live_blocks: self.live.len() as u64,
+            live_bytes: c.live_bytes,
+            mmaps: c.mmaps,
+            munmaps: c.munmaps,
+            by_function,
+        });
+        self.emit(&totals);
     }
 
     /// Forgets [addr, addr+len) of the program's mappings, splitting any that
