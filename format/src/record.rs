@@ -394,6 +394,15 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
+/// A record of a skippable tag: the tag, then its body with its length, so
+/// that a reader that does not know the tag can step over it.
+fn put_skippable(out: &mut Vec<u8>, tag: u8, body: impl FnOnce(&mut Vec<u8>)) {
+    out.push(tag);
+    let mut b = Vec::with_capacity(32);
+    body(&mut b);
+    put_bytes(out, &b);
+}
+
 fn put_opt_i32(out: &mut Vec<u8>, v: Option<i32>) {
     match v {
         None => out.push(0),
@@ -564,27 +573,25 @@ impl Encoder {
                 put(out, *indirect_blocks);
             }
             Record::PyCode(c) => {
-                out.push(tag::PY_CODE);
-                let mut body = Vec::with_capacity(c.linetable.len() + c.name.len() + 32);
-                put(&mut body, c.id);
-                put_str(&mut body, &c.name);
-                put_str(&mut body, &c.file);
-                put(&mut body, c.first_line as u64);
-                body.push(c.linetable_format);
-                put_bytes(&mut body, &c.linetable);
-                put_bytes(out, &body);
+                put_skippable(out, tag::PY_CODE, |body| {
+                    put(body, c.id);
+                    put_str(body, &c.name);
+                    put_str(body, &c.file);
+                    put(body, c.first_line as u64);
+                    body.push(c.linetable_format);
+                    put_bytes(body, &c.linetable);
+                });
             }
             Record::Python {
                 version,
                 frames,
                 allocator,
             } => {
-                out.push(tag::PYTHON);
-                let mut body = Vec::new();
-                put_str(&mut body, version);
-                body.push(*frames as u8);
-                put_str(&mut body, allocator);
-                put_bytes(out, &body);
+                put_skippable(out, tag::PYTHON, |body| {
+                    put_str(body, version);
+                    body.push(*frames as u8);
+                    put_str(body, allocator);
+                });
             }
             Record::LiveAtEnd {
                 ptr,
@@ -592,36 +599,34 @@ impl Encoder {
                 stack,
                 func,
             } => {
-                out.push(tag::LIVE_AT_END);
-                let mut body = Vec::with_capacity(24);
-                put(&mut body, *ptr);
-                put(&mut body, *size);
-                put(&mut body, *stack);
-                body.push(*func as u8);
-                put_bytes(out, &body);
+                put_skippable(out, tag::LIVE_AT_END, |body| {
+                    put(body, *ptr);
+                    put(body, *size);
+                    put(body, *stack);
+                    body.push(*func as u8);
+                });
             }
             Record::Totals(t) => {
-                out.push(tag::TOTALS);
-                let mut body = Vec::with_capacity(64);
-                for v in [
-                    t.allocations,
-                    t.frees,
-                    t.allocated_bytes,
-                    t.peak_bytes,
-                    t.peak_time_us,
-                    t.live_blocks,
-                    t.live_bytes,
-                    t.mmaps,
-                    t.munmaps,
-                ] {
-                    put(&mut body, v);
-                }
-                put(&mut body, t.by_function.len() as u64);
-                for &(f, n) in &t.by_function {
-                    body.push(f as u8);
-                    put(&mut body, n);
-                }
-                put_bytes(out, &body);
+                put_skippable(out, tag::TOTALS, |body| {
+                    for v in [
+                        t.allocations,
+                        t.frees,
+                        t.allocated_bytes,
+                        t.peak_bytes,
+                        t.peak_time_us,
+                        t.live_blocks,
+                        t.live_bytes,
+                        t.mmaps,
+                        t.munmaps,
+                    ] {
+                        put(body, v);
+                    }
+                    put(body, t.by_function.len() as u64);
+                    for &(f, n) in &t.by_function {
+                        body.push(f as u8);
+                        put(body, n);
+                    }
+                });
             }
         }
     }
@@ -637,7 +642,12 @@ struct Cursor<'a> {
     pos: &'a mut usize,
 }
 
-impl Cursor<'_> {
+impl<'a> Cursor<'a> {
+    /// A cursor over the body of a length-prefixed (skippable) record.
+    fn over(buf: &'a [u8], pos: &'a mut usize) -> Cursor<'a> {
+        Cursor { buf, pos }
+    }
+
     fn u64(&mut self) -> Result<u64, &'static str> {
         varint::get(self.buf, self.pos)
     }
@@ -843,10 +853,7 @@ impl Decoder {
                 tag::PY_CODE => {
                     let body = c.bytes()?;
                     let mut at = 0usize;
-                    let mut b = Cursor {
-                        buf: body,
-                        pos: &mut at,
-                    };
+                    let mut b = Cursor::over(body, &mut at);
                     let id = b.u64()?;
                     let name = b.string()?;
                     let file = b.string()?;
@@ -865,10 +872,7 @@ impl Decoder {
                 tag::PYTHON => {
                     let body = c.bytes()?;
                     let mut at = 0usize;
-                    let mut b = Cursor {
-                        buf: body,
-                        pos: &mut at,
-                    };
+                    let mut b = Cursor::over(body, &mut at);
                     Record::Python {
                         version: b.string()?,
                         frames: b.byte()? != 0,
@@ -878,10 +882,7 @@ impl Decoder {
                 tag::LIVE_AT_END => {
                     let body = c.bytes()?;
                     let mut at = 0usize;
-                    let mut b = Cursor {
-                        buf: body,
-                        pos: &mut at,
-                    };
+                    let mut b = Cursor::over(body, &mut at);
                     Record::LiveAtEnd {
                         ptr: b.u64()?,
                         size: b.u64()?,
@@ -892,10 +893,7 @@ impl Decoder {
                 tag::TOTALS => {
                     let body = c.bytes()?;
                     let mut at = 0usize;
-                    let mut b = Cursor {
-                        buf: body,
-                        pos: &mut at,
-                    };
+                    let mut b = Cursor::over(body, &mut at);
                     let mut t = ImageTotals {
                         allocations: b.u64()?,
                         frees: b.u64()?,

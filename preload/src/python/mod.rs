@@ -362,7 +362,7 @@ impl<P: Fn(&Event)> Walk<'_, '_, P> {
                     false
                 }
             };
-            match frame_entry(self.rt, self.r, f, self.tid, self.push) {
+            match self.frame_entry(f) {
                 Some(e) => self.emit(e),
                 None => {
                     // Not a frame running a code object: the chain is
@@ -379,25 +379,22 @@ impl<P: Fn(&Event)> Walk<'_, '_, P> {
     }
 }
 
-/// The stack entry of one interpreter frame: its code object and offset.
-fn frame_entry(
-    rt: &Runtime,
-    r: &mut Reader,
-    frame: usize,
-    tid: u32,
-    push: &impl Fn(&Event),
-) -> Option<usize> {
-    let l = &rt.layout;
-    let code = r.word(frame + l.frame_code)? & !(l.code_tag_mask as usize);
-    // Only a real code object (3.13+ frames may run other executables).
-    if r.word(code + 8)? != rt.code_type {
-        return None;
+impl<P: Fn(&Event)> Walk<'_, '_, P> {
+    /// The stack entry of one interpreter frame: its code object and offset.
+    fn frame_entry(&mut self, frame: usize) -> Option<usize> {
+        let (rt, l) = (self.rt, &self.rt.layout);
+        let r = &mut *self.r;
+        let code = r.word(frame + l.frame_code)? & !(l.code_tag_mask as usize);
+        // Only a real code object (3.13+ frames may run other executables).
+        if r.word(code + 8)? != rt.code_type {
+            return None;
+        }
+        let instr = r.word(frame + l.frame_instr)?;
+        let id = self.intern(code).unwrap_or(0);
+        // A frame that has not started yet points one unit before its first.
+        let offset = instr.saturating_sub(code + l.code_adaptive) / 2;
+        Some(python_frame(id, offset as u64) as usize)
     }
-    let instr = r.word(frame + l.frame_instr)?;
-    let id = intern(rt, r, code, tid, push).unwrap_or(0);
-    // A frame that has not started yet points one unit before its first.
-    let offset = instr.saturating_sub(code + l.code_adaptive) / 2;
-    Some(python_frame(id, offset as u64) as usize)
 }
 
 // ---- code objects, interned once ----
@@ -439,65 +436,61 @@ fn fingerprint(rt: &Runtime, r: &mut Reader, code: usize) -> Option<u32> {
     Some(f.max(1))
 }
 
-/// The id of a code object, describing it to the writer the first time.
-fn intern(
-    rt: &Runtime,
-    r: &mut Reader,
-    code: usize,
-    tid: u32,
-    push: &impl Fn(&Event),
-) -> Option<u64> {
-    if code == 0 || !code.is_multiple_of(8) {
-        return None;
+impl<P: Fn(&Event)> Walk<'_, '_, P> {
+    /// The id of a code object, describing it to the writer the first time.
+    fn intern(&mut self, code: usize) -> Option<u64> {
+        if code == 0 || !code.is_multiple_of(8) {
+            return None;
+        }
+        let fp = fingerprint(self.rt, self.r, code)? as u64;
+        let start = slot_of(code);
+        let mut free_slot = None;
+        for i in 0..PROBES {
+            let s = &CODES[(start + i) % CODE_SLOTS];
+            let k = s.key.load(Ordering::Acquire);
+            if k == code as u64 {
+                let v = s.value.load(Ordering::Acquire);
+                if v == 0 {
+                    // Another thread is describing it right now.
+                    return None;
+                }
+                if v & 0xffff_ffff == fp {
+                    return Some(v >> 32);
+                }
+                // The address now holds another code object.
+                let id = self.describe(code)?;
+                s.value.store(id << 32 | fp, Ordering::Release);
+                return Some(id);
+            }
+            if k == TOMBSTONE && free_slot.is_none() {
+                free_slot = Some(s);
+            }
+            if k == 0 {
+                let s = free_slot.unwrap_or(s);
+                let expect = if core::ptr::eq(s, &CODES[(start + i) % CODE_SLOTS]) {
+                    0
+                } else {
+                    TOMBSTONE
+                };
+                if s.key
+                    .compare_exchange(expect, code as u64, Ordering::AcqRel, Ordering::Acquire)
+                    .is_err()
+                {
+                    // Lost a race for the slot: describe it without caching.
+                    return self.describe(code);
+                }
+                s.value.store(0, Ordering::Release);
+                let id = self.describe(code);
+                match id {
+                    Some(id) => s.value.store(id << 32 | fp, Ordering::Release),
+                    None => s.key.store(TOMBSTONE, Ordering::Release),
+                }
+                return id;
+            }
+        }
+        // The table is full of live code objects: describe without caching.
+        self.describe(code)
     }
-    let fp = fingerprint(rt, r, code)? as u64;
-    let start = slot_of(code);
-    let mut free_slot = None;
-    for i in 0..PROBES {
-        let s = &CODES[(start + i) % CODE_SLOTS];
-        let k = s.key.load(Ordering::Acquire);
-        if k == code as u64 {
-            let v = s.value.load(Ordering::Acquire);
-            if v == 0 {
-                // Another thread is describing it right now.
-                return None;
-            }
-            if v & 0xffff_ffff == fp {
-                return Some(v >> 32);
-            }
-            // The address now holds another code object.
-            let id = describe(rt, r, code, tid, push)?;
-            s.value.store(id << 32 | fp, Ordering::Release);
-            return Some(id);
-        }
-        if k == TOMBSTONE && free_slot.is_none() {
-            free_slot = Some(s);
-        }
-        if k == 0 {
-            let s = free_slot.unwrap_or(s);
-            let expect = if core::ptr::eq(s, &CODES[(start + i) % CODE_SLOTS]) {
-                0
-            } else {
-                TOMBSTONE
-            };
-            if s.key
-                .compare_exchange(expect, code as u64, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-            {
-                // Lost a race for the slot: describe it without caching.
-                return describe(rt, r, code, tid, push);
-            }
-            s.value.store(0, Ordering::Release);
-            let id = describe(rt, r, code, tid, push);
-            match id {
-                Some(id) => s.value.store(id << 32 | fp, Ordering::Release),
-                None => s.key.store(TOMBSTONE, Ordering::Release),
-            }
-            return id;
-        }
-    }
-    // The table is full of live code objects: describe without caching.
-    describe(rt, r, code, tid, push)
 }
 
 /// A freed block was a code object we described: forget it (the writer
@@ -527,63 +520,60 @@ thread_local! {
     static TEXT: Scratch = const { Scratch(UnsafeCell::new([0; 2 * MAX_STR])) };
 }
 
-/// Sends a code object's name, file, first line and line table to the
-/// writer, under a new id.
-fn describe(
-    rt: &Runtime,
-    r: &mut Reader,
-    code: usize,
-    tid: u32,
-    push: &impl Fn(&Event),
-) -> Option<u64> {
-    // `frame_entry` checked that this is a code object.
-    let l = &rt.layout;
-    let name = r.word(code + l.code_qualname)?;
-    let file = r.word(code + l.code_filename)?;
-    let table = r.word(code + l.code_linetable)?;
-    let first_line = r.u32_at(code + l.code_firstlineno)?;
-    let table_len = r.word(table + l.bytes_size)?.min(MAX_LINETABLE);
-    let table_data = table + l.bytes_data;
-    if !r.readable(table_data, table_len) {
-        return None;
-    }
-    TEXT.with(|t| {
-        // SAFETY: this thread's scratch; the Guard rules out reentrancy.
-        let buf = unsafe { &mut *t.0.get() };
-        let (a, b) = buf.split_at_mut(MAX_STR);
-        let name_len = utf8_of(rt, r, name, a)?;
-        let file_len = utf8_of(rt, r, file, b)?;
-        let id = NEXT_CODE_ID.fetch_add(1, Ordering::Relaxed);
-        push(&Event {
-            kind: kind::PY_CODE,
-            tid,
-            a: id,
-            b: code as u64,
-            c: first_line as u64 | (l.linetable_format as u64) << 32,
-            d: name_len as u64 | (file_len as u64) << 16 | (table_len as u64) << 32,
-        });
-        // Then exactly name_len + file_len + table_len bytes, 24 per event.
-        let mut out = Packer {
-            word: [0; 24],
-            fill: 0,
-            tid,
-            push,
-        };
-        out.put(&a[..name_len]);
-        out.put(&b[..file_len]);
-        let mut piece = [0u8; 96];
-        let mut pos = 0;
-        while pos < table_len {
-            let n = (table_len - pos).min(piece.len());
-            if !r.copy(table_data + pos, &mut piece[..n]) {
-                piece[..n].fill(0);
-            }
-            out.put(&piece[..n]);
-            pos += n;
+impl<P: Fn(&Event)> Walk<'_, '_, P> {
+    /// Sends a code object's name, file, first line and line table to the
+    /// writer, under a new id.
+    fn describe(&mut self, code: usize) -> Option<u64> {
+        let (rt, r, tid, push) = (self.rt, &mut *self.r, self.tid, self.push);
+        // `frame_entry` checked that this is a code object.
+        let l = &rt.layout;
+        let name = r.word(code + l.code_qualname)?;
+        let file = r.word(code + l.code_filename)?;
+        let table = r.word(code + l.code_linetable)?;
+        let first_line = r.u32_at(code + l.code_firstlineno)?;
+        let table_len = r.word(table + l.bytes_size)?.min(MAX_LINETABLE);
+        let table_data = table + l.bytes_data;
+        if !r.readable(table_data, table_len) {
+            return None;
         }
-        out.finish();
-        Some(id)
-    })
+        TEXT.with(|t| {
+            // SAFETY: this thread's scratch; the Guard rules out reentrancy.
+            let buf = unsafe { &mut *t.0.get() };
+            let (a, b) = buf.split_at_mut(MAX_STR);
+            let name_len = utf8_of(rt, r, name, a)?;
+            let file_len = utf8_of(rt, r, file, b)?;
+            let id = NEXT_CODE_ID.fetch_add(1, Ordering::Relaxed);
+            push(&Event {
+                kind: kind::PY_CODE,
+                tid,
+                a: id,
+                b: code as u64,
+                c: first_line as u64 | (l.linetable_format as u64) << 32,
+                d: name_len as u64 | (file_len as u64) << 16 | (table_len as u64) << 32,
+            });
+            // Then exactly name_len + file_len + table_len bytes, 24 per event.
+            let mut out = Packer {
+                word: [0; 24],
+                fill: 0,
+                tid,
+                push,
+            };
+            out.put(&a[..name_len]);
+            out.put(&b[..file_len]);
+            let mut piece = [0u8; 96];
+            let mut pos = 0;
+            while pos < table_len {
+                let n = (table_len - pos).min(piece.len());
+                if !r.copy(table_data + pos, &mut piece[..n]) {
+                    piece[..n].fill(0);
+                }
+                out.put(&piece[..n]);
+                pos += n;
+            }
+            out.finish();
+            Some(id)
+        })
+    }
 }
 
 /// Packs a byte stream into PY_BYTES events.
