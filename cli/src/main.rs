@@ -67,10 +67,11 @@ fn kinds(s: &str) -> Result<Kinds, String> {
 enum Cmd {
     /// Run a program under the recorder, then print a summary on stderr.
     #[command(
-        after_help = "Python programs (an interpreter named python*, a script whose #! line \
-names Python, a program linking libpython) run with PYTHONMALLOC=malloc unless PYTHONMALLOC is \
-already set, so that every object allocation reaches the recorder; their stacks show the Python \
-function, file and line of each frame (CPython 3.11 to 3.14)."
+        after_help = "Python programs keep their own allocator (pymalloc): the recorder wraps \
+CPython's allocator domains, so every object allocation is recorded at the size asked for, and \
+their stacks show the Python function, file and line of each frame (CPython 3.11 to 3.14). A \
+PYTHONMALLOC you set is respected: with malloc every object is recorded too; with pymalloc or \
+debug the objects inside pymalloc's arenas are not seen."
     )]
     Run {
         /// Where to write the trace (default: leakhunt.<program>.<pid>.trace here).
@@ -252,12 +253,6 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 _ => "ended".into(),
             };
             let _ = writeln!(err, "leakhunt: {} {ending}", command.join(" "));
-            if outcome.python_malloc {
-                let _ = writeln!(
-                    err,
-                    "leakhunt: ran with PYTHONMALLOC=malloc so that every Python object allocation is seen (counts are of malloc calls, not of pymalloc's arenas)"
-                );
-            }
             let mut code = outcome.exit_code().clamp(0, 255) as u8;
             match &outcome.model {
                 Ok(m) => {

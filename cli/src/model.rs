@@ -81,7 +81,8 @@ pub struct PythonInfo {
     pub version: String,
     /// Whether its frames are in the stacks.
     pub frames: bool,
-    /// `PYTHONMALLOC`'s value, or `pymalloc` (the default).
+    /// `PYTHONMALLOC`'s value, `pymalloc-recorded` (the default, wrapped by the
+    /// recorder), or `pymalloc` (not wrapped).
     pub allocator: String,
 }
 

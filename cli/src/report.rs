@@ -57,18 +57,24 @@ pub fn python_note(py: &crate::model::PythonInfo) -> String {
         " Python frames were not read (this version has no layout table): stacks are native only."
     };
     let allocator = match py.allocator.as_str() {
+        "pymalloc-recorded" => "Python's own allocator (pymalloc), wrapped by leakhunt: every object \
+             allocation is recorded at the size asked for, as the program runs without leakhunt. \
+             pymalloc's arenas are not blocks of their own (nor roots of the leak scan); RSS includes \
+             their slack."
+            .to_string(),
         "malloc" | "malloc_debug" => "PYTHONMALLOC=malloc: every object allocation is a malloc and is recorded. \
-             Under Python's default allocator (pymalloc) objects of 512 bytes or less share 256 KiB arenas, \
-             so the program makes far fewer malloc calls and its peak and RSS differ by up to the arenas' slack; \
-             which objects are live, and where they were allocated, is the same.".to_string(),
+             Under Python's default allocator (pymalloc), which leakhunt records as well, the program \
+             is faster and its RSS differs by the arenas' slack; which objects are live, and where \
+             they were allocated, is the same."
+            .to_string(),
         other => format!(
             "{}: objects of 512 bytes or less come from pymalloc's arenas and are not seen one by one \
              (an arena's allocation is attributed to whichever object needed a new one); \
-             run with PYTHONMALLOC=malloc (leakhunt run sets it) to see every object.",
+             run without PYTHONMALLOC (leakhunt then records each object) or with PYTHONMALLOC=malloc.",
             if other == "pymalloc" {
-                "Python's default allocator (pymalloc)".to_string()
+                "Python's default allocator (pymalloc), not wrapped (the interpreter was not found at start)".to_string()
             } else {
-                format!("PYTHONMALLOC={other}")
+                format!("PYTHONMALLOC={other}{}", if other == "debug" { " (or -X dev)" } else { "" })
             }
         ),
     };

@@ -111,51 +111,6 @@ pub fn check_dynamic(program: &Path) -> Result<()> {
 }
 
 /// The name the recorder gives a trace: the program's file name, sanitized.
-/// Whether a program runs CPython, so that `PYTHONMALLOC=malloc` makes its
-/// object allocations visible: an interpreter (or a launcher script such as
-/// pyenv's shim) named `python*`, a script whose `#!` line names Python
-/// (gunicorn, pytest, a `#!/usr/bin/env python3` tool), or an executable
-/// that embeds libpython.
-pub fn is_python(program: &Path) -> bool {
-    let named_python = |p: &Path| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("python") || n.starts_with("pypy"))
-    };
-    if named_python(program) {
-        return true;
-    }
-    let Ok(mut f) = std::fs::File::open(program) else {
-        return false;
-    };
-    let mut head = [0u8; 256];
-    let n = std::io::Read::read(&mut f, &mut head).unwrap_or(0);
-    let head = &head[..n];
-    if let Some(line) = head.strip_prefix(b"#!") {
-        let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
-        return String::from_utf8_lossy(line)
-            .split_whitespace()
-            .any(|w| named_python(Path::new(w)));
-    }
-    // An ELF that links libpython (uwsgi, an embedding program) or exports
-    // the runtime itself (a statically built interpreter under another name).
-    // SAFETY: a read-only private mapping of a file we only read; a program
-    // rewritten under us at worst gives a wrong answer, not a crash of ours
-    // (object bounds-checks everything it reads).
-    let Ok(map) = (unsafe { memmap2::Mmap::map(&f) }) else {
-        return false;
-    };
-    let Ok(obj) = object::File::parse(&*map) else {
-        return false;
-    };
-    use object::{Object, ObjectSection, ObjectSymbol};
-    let needs_libpython = obj
-        .section_by_name(".dynstr")
-        .and_then(|s| s.data().ok())
-        .is_some_and(|d| d.windows(9).any(|w| w == b"libpython"));
-    needs_libpython || obj.dynamic_symbols().any(|s| s.name() == Ok("_PyRuntime"))
-}
-
 pub fn program_name(cmd: &str) -> String {
     leakhunt_format::program_file_name(cmd)
 }
@@ -166,8 +121,6 @@ pub struct Outcome {
     pub signal: Option<i32>,
     /// The trace, read once (with the exit status), or why it could not be.
     pub model: Result<Model, LoadError>,
-    /// `PYTHONMALLOC=malloc` was set for the program (a Python program).
-    pub python_malloc: bool,
 }
 
 impl Outcome {
@@ -236,10 +189,6 @@ pub fn run(output: Option<&Path>, cmd: &[String]) -> Result<Outcome> {
         .args(&cmd[1..])
         .env("LD_PRELOAD", ld_preload)
         .env("LEAKHUNT_OUTPUT", &template);
-    let python = std::env::var_os("PYTHONMALLOC").is_none() && is_python(&resolved);
-    if python {
-        command.env("PYTHONMALLOC", "malloc");
-    }
     let mut child = command
         .spawn()
         .with_context(|| format!("cannot run {program}"))?;
@@ -264,7 +213,6 @@ pub fn run(output: Option<&Path>, cmd: &[String]) -> Result<Outcome> {
         code,
         signal,
         model,
-        python_malloc: python,
     })
 }
 

@@ -14,7 +14,7 @@ use libc::{off_t, size_t};
 use std::time::Duration;
 
 #[inline(always)]
-fn record_alloc(p: *mut c_void, size: usize, func: AllocFn) {
+pub(crate) fn record_alloc(p: *mut c_void, size: usize, func: AllocFn) {
     let t = tid();
     let h = crate::stack::capture(t, push);
     push(&Event {
@@ -28,7 +28,7 @@ fn record_alloc(p: *mut c_void, size: usize, func: AllocFn) {
 }
 
 #[inline(always)]
-fn record_free(p: *mut c_void) {
+pub(crate) fn record_free(p: *mut c_void) {
     push(&Event {
         kind: kind::FREE,
         tid: tid(),
@@ -90,11 +90,14 @@ unsafe fn realloc_from_arena(p: *mut c_void, size: usize) -> *mut c_void {
     n
 }
 
+/// `zero_frees`: a NULL result for size 0 means the block was freed (glibc),
+/// not that the call failed.
 #[inline(always)]
-unsafe fn realloc_impl(
+pub(crate) unsafe fn realloc_impl(
     p: *mut c_void,
     size: usize,
     func: AllocFn,
+    zero_frees: bool,
     call: impl FnOnce() -> *mut c_void,
 ) -> *mut c_void {
     let Some(_g) = Guard::enter() else {
@@ -117,7 +120,7 @@ unsafe fn realloc_impl(
     let q = call();
     if q.is_null() {
         // glibc's realloc(p, 0) frees p and returns NULL; otherwise NULL is a failure.
-        let k = if size == 0 {
+        let k = if size == 0 && zero_frees {
             kind::REALLOC_DONE
         } else {
             kind::REALLOC_FAILED
@@ -149,7 +152,7 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: size_t) -> *mut c_void {
     let Some(r) = real::get() else {
         return arena_alloc(size, 16);
     };
-    realloc_impl(p, size, AllocFn::Realloc, || (r.realloc)(p, size))
+    realloc_impl(p, size, AllocFn::Realloc, true, || (r.realloc)(p, size))
 }
 
 #[no_mangle]
@@ -165,8 +168,10 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: size_t, size: size_t) -
         return arena_alloc(total, 16);
     };
     match r.reallocarray {
-        Some(f) => realloc_impl(p, total, AllocFn::Reallocarray, || f(p, n, size)),
-        None => realloc_impl(p, total, AllocFn::Reallocarray, || (r.realloc)(p, total)),
+        Some(f) => realloc_impl(p, total, AllocFn::Reallocarray, true, || f(p, n, size)),
+        None => realloc_impl(p, total, AllocFn::Reallocarray, true, || {
+            (r.realloc)(p, total)
+        }),
     }
 }
 

@@ -12,6 +12,7 @@
 
 mod guard;
 mod hooks;
+mod live;
 mod modules;
 mod output;
 mod python;
@@ -135,6 +136,7 @@ fn init() {
     }
     hooks::send_modules();
     python::detect();
+    python::install_allocators();
     writer::open_now();
     writer::spawn();
 }

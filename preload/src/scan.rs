@@ -455,7 +455,7 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
     let mut blocks: Vec<leakhunt_leakcheck::Block> = st
         .live
         .iter()
-        .map(|(&p, b)| leakhunt_leakcheck::Block {
+        .map(|(p, b)| leakhunt_leakcheck::Block {
             start: p,
             size: b.size(),
         })

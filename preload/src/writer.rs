@@ -47,7 +47,7 @@ pub struct Block {
 }
 
 impl Block {
-    fn new(size: u64, stack: u64, func: AllocFn) -> Block {
+    pub fn new(size: u64, stack: u64, func: AllocFn) -> Block {
         Block {
             size_func: size.min((1 << 56) - 1) | (func as u64) << 56,
             stack,
@@ -128,7 +128,7 @@ enum FileStart {
 
 pub struct State {
     out: Option<Output>,
-    pub live: FastMap<u64, Block>,
+    pub live: crate::live::LiveTable,
     stacks: FastMap<u64, Stack>,
     /// Trie nodes of the current file and epoch, by the hash of their path
     /// from the root (see `node_of`).
@@ -162,7 +162,7 @@ impl State {
     fn new() -> State {
         State {
             out: None,
-            live: FastMap::default(),
+            live: Default::default(),
             stacks: FastMap::default(),
             trie: HashMap::default(),
             next_node: 1,
@@ -574,7 +574,7 @@ impl State {
             self.emit(&Record::Module(m));
         }
         if let Some((version, frames)) = crate::python::found() {
-            let allocator = std::env::var("PYTHONMALLOC").unwrap_or_else(|_| "pymalloc".into());
+            let allocator = crate::python::allocator();
             self.emit(&Record::Python {
                 version,
                 frames,
@@ -587,7 +587,7 @@ impl State {
         }
         self.counts = Counts::default();
         if let FileStart::Forked { .. } = start {
-            let mut blocks: Vec<(u64, Block)> = self.live.iter().map(|(&p, &b)| (p, b)).collect();
+            let mut blocks: Vec<(u64, Block)> = self.live.iter().collect();
             blocks.sort_unstable_by_key(|&(p, _)| p);
             for (ptr, b) in blocks {
                 let stack = self.node_of(b.stack);
@@ -689,7 +689,7 @@ impl State {
     }
 
     fn free(&mut self, tid: u32, ptr: u64) -> Option<Block> {
-        let b = self.live.remove(&ptr);
+        let b = self.live.remove(ptr);
         if let Some(block) = b {
             self.thread(tid);
             self.counts.free(block.size());
@@ -767,7 +767,7 @@ impl State {
             }
             kind::REALLOC_FREE => {
                 // Held back: written only once the realloc's outcome is known.
-                let b = self.live.remove(&ev.a);
+                let b = self.live.remove(ev.a);
                 self.realloc_stash.insert(ev.tid, (ev.a, b));
             }
             kind::REALLOC_DONE => {
@@ -910,7 +910,7 @@ impl State {
     /// live now with its stack (a `leakhunt run` summary reads these and
     /// skips the allocation records).
     fn summary(&mut self) {
-        let mut blocks: Vec<(u64, Block)> = self.live.iter().map(|(&p, &b)| (p, b)).collect();
+        let mut blocks: Vec<(u64, Block)> = self.live.iter().collect();
         blocks.sort_unstable_by_key(|&(p, _)| p);
         for (ptr, b) in blocks {
             let stack = self.node_of(b.stack);

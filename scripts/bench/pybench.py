@@ -10,11 +10,11 @@ machine hits every tool alike. Workloads:
   compileall  `python -m compileall -f -q` on a fresh copy of a few stdlib
               packages (parser, compiler and marshal: a real tool's mix).
 
-leakhunt records every object only under PYTHONMALLOC=malloc (`leakhunt run`
-sets it); memray and heaptrack, run as users run them, keep pymalloc and see
-only its 256 KB arenas plus the larger blocks. "memray --native (malloc)"
-runs memray with PYTHONMALLOC=malloc too, so that it sees the same events as
-leakhunt, and "bare (malloc)" shows what the allocator switch costs by itself.
+leakhunt records every object under pymalloc (it wraps CPython's allocator
+domains); memray and heaptrack, run as users run them, see only pymalloc's
+arenas plus the larger blocks. "memray --native (malloc)" runs memray with
+PYTHONMALLOC=malloc, so that it sees the same events as leakhunt, and "bare
+(malloc)" shows what that allocator switch costs by itself.
 """
 import os
 import shutil
@@ -210,7 +210,7 @@ def main(root, runs, tmp, leakhunt, preload):
             Command("bare (malloc)", [py, *target], malloc),
             Command("leakhunt run", [leakhunt, "run", "-o", os.path.join(out, "t.trace"), "--", py, *target]),
             Command("leakhunt recording only", [py, *target],
-                    dict(malloc, LD_PRELOAD=preload, LEAKHUNT_OUTPUT=os.path.join(out, "t.%p.trace"))),
+                    dict(LD_PRELOAD=preload, LEAKHUNT_OUTPUT=os.path.join(out, "t.%p.trace"))),
         ]
         if vpy:
             memray = [vpy, "-m", "memray", "run", "-q", "-f", "-o", os.path.join(out, "m.bin")]

@@ -1,5 +1,6 @@
-//! Leak kinds of Python programs (`PYTHONMALLOC=malloc`, every object a
-//! malloc block).
+//! Leak kinds of Python programs, under both ways every object is a block:
+//! Python's own allocator wrapped by the recorder (the default) and
+//! `PYTHONMALLOC=malloc`. The answers must be the same.
 //!
 //! Two things are checked. The exit scan's roots: an interpreter that
 //! imports extension modules (dlopen()ed, never closed) loses nothing, as
@@ -52,20 +53,35 @@ fn interpreters() -> Vec<PathBuf> {
     out
 }
 
-/// `leakhunt run [extra] -- py args` with `PYTHONMALLOC=malloc`: the
-/// command's output and the JSON report.
+/// How Python objects reach the recorder.
+#[derive(Clone, Copy, Debug)]
+enum Allocator {
+    /// No PYTHONMALLOC: pymalloc, its domains wrapped by the recorder.
+    Wrapped,
+    /// PYTHONMALLOC=malloc: every object a malloc.
+    Malloc,
+}
+
+const ALLOCATORS: [Allocator; 2] = [Allocator::Wrapped, Allocator::Malloc];
+
+/// `leakhunt run [extra] -- py args` under `alloc`: the command's output
+/// and the JSON report.
 fn run_python(
     dir: &TestDir,
     tag: &str,
     py: &PathBuf,
+    alloc: Allocator,
     extra: &[&str],
     args: &[&str],
 ) -> (Output, Value) {
-    let trace = dir.join(format!("{tag}.trace"));
+    let trace = dir.join(format!("{tag}-{alloc:?}.trace"));
+    let mut cmd = leakhunt_cmd();
+    match alloc {
+        Allocator::Wrapped => cmd.env_remove("PYTHONMALLOC").env_remove("PYTHONDEVMODE"),
+        Allocator::Malloc => cmd.env("PYTHONMALLOC", "malloc"),
+    };
     let out = run_cmd(
-        leakhunt_cmd()
-            .env("PYTHONMALLOC", "malloc")
-            .current_dir(dir.path())
+        cmd.current_dir(dir.path())
             .arg("run")
             .args(extra)
             .arg("-o")
@@ -80,6 +96,15 @@ fn run_python(
         v["leaks"]["scanned"], true,
         "{tag}: no exit scan: {}\n{}",
         v["leaks"], out.stderr
+    );
+    let expect = match alloc {
+        Allocator::Wrapped => "pymalloc-recorded",
+        Allocator::Malloc => "malloc",
+    };
+    assert_eq!(
+        v["program"]["python"]["allocator"], expect,
+        "{tag}: {}",
+        v["program"]
     );
     (out, v)
 }
@@ -118,12 +143,16 @@ fn summary(v: &Value) -> String {
 /// `_dl_new_object`.
 #[test]
 fn imports_of_extension_modules_lose_nothing() {
-    for py in interpreters() {
+    for (py, alloc) in interpreters()
+        .into_iter()
+        .flat_map(|p| ALLOCATORS.map(|a| (p.clone(), a)))
+    {
         let dir = TestDir::new("py_imports");
         let (out, v) = run_python(
             &dir,
             "imports",
             &py,
+            alloc,
             &[],
             &["-c", "import json, sqlite3, decimal"],
         );
@@ -156,15 +185,18 @@ fn leak_free_script_passes_fail_on() {
     let script = programs_dir().join("python/leak_free.py");
     let script = script.to_str().expect("a UTF-8 path");
     for py in interpreters() {
-        for (tag, args) in [
-            ("finalized", vec![script]),
-            ("exit_now", vec![script, "--exit-now"]),
+        for (tag, args, alloc) in [
+            ("finalized", vec![script], Allocator::Wrapped),
+            ("finalized", vec![script], Allocator::Malloc),
+            ("exit_now", vec![script, "--exit-now"], Allocator::Wrapped),
+            ("exit_now", vec![script, "--exit-now"], Allocator::Malloc),
         ] {
             let dir = TestDir::new("py_leak_free");
             let (out, v) = run_python(
                 &dir,
                 tag,
                 &py,
+                alloc,
                 &["--fail-on", "definite,indirect", "--error-exitcode", "42"],
                 &args,
             );
@@ -205,6 +237,55 @@ fn leak_free_script_passes_fail_on() {
                     summary(&v)
                 );
             }
+        }
+    }
+}
+
+/// Objects a C extension forgot to release (a reference taken with
+/// `Py_IncRef` and never dropped: tests/programs/python/leak_incref.py) are
+/// lost, at the line that made them, and nothing else is: 50 bytes
+/// objects of 133 to 182 bytes, 7,875 bytes in all, as memcheck says under
+/// PYTHONMALLOC=malloc. Under pymalloc this holds only because its
+/// arenas are not roots: their free slots hold stale object pointers.
+#[test]
+fn objects_never_released_are_lost() {
+    let script = programs_dir().join("python/leak_incref.py");
+    let script = script.to_str().expect("a UTF-8 path");
+    for py in interpreters() {
+        for alloc in ALLOCATORS {
+            let dir = TestDir::new("py_incref");
+            let (out, v) = run_python(&dir, "incref", &py, alloc, &[], &[script]);
+            assert!(out.stdout.contains("leaked 50"), "{}", out.stderr);
+            let what = format!("{} {alloc:?}: {}", py.display(), summary(&v));
+            eprintln!("{what}");
+            // memcheck: all 50 definitely lost, always. A never-written
+            // word in some block may still hold a stale pointer into one of
+            // them, which makes it possibly or indirectly lost here (the
+            // scan has no definedness yet, issue 9): the lost total is
+            // exact, the split is not asserted.
+            let lost = ["definitely_lost", "indirectly_lost", "possibly_lost"]
+                .map(|k| kind(&v, k))
+                .iter()
+                .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+            assert_eq!(lost, (7875, 50), "{what}");
+            assert!(kind(&v, "definitely_lost").1 >= 45, "{what}");
+            let records = v["records"].as_array().expect("records");
+            let leaked_line = records.iter().any(|r| {
+                r["kind"] == "definitely_lost"
+                    && r["stack"].as_array().is_some_and(|st| {
+                        st.iter().any(|f| {
+                            f["function"] == "leak"
+                                && f["line"] == 11
+                                && f["file"]
+                                    .as_str()
+                                    .is_some_and(|p| p.ends_with("leak_incref.py"))
+                        })
+                    })
+            });
+            assert!(
+                leaked_line,
+                "{what}: no definitely lost record at leak_incref.py:11: {records:?}"
+            );
         }
     }
 }

@@ -14,6 +14,7 @@
 //! (a bad pointer reads as "no Python frames", never as a fault), nothing
 //! here allocates or locks, and a version without a layout table is not read.
 
+pub mod alloc;
 mod layout;
 pub mod safe;
 
@@ -60,6 +61,29 @@ pub fn found() -> Option<(String, bool)> {
     };
     Some((version, runtime().is_some()))
 }
+/// At start, in a Python program: see every object without changing its
+/// allocator (`alloc`). Not after a dlopen: an interpreter already running
+/// holds blocks its allocators gave out before the wrappers.
+pub fn install_allocators() {
+    if STATE.load(Ordering::Acquire) != UNKNOWN {
+        alloc::install(VERSION.load(Ordering::Acquire));
+    }
+}
+
+/// The object allocator, as the trace records it: `PYTHONMALLOC`'s value,
+/// `pymalloc` when its objects are not seen, `pymalloc-recorded` when the
+/// allocator wrappers see each one.
+pub fn allocator() -> String {
+    if alloc::installed() {
+        return "pymalloc-recorded".into();
+    }
+    match std::env::var("PYTHONMALLOC") {
+        Ok(v) => v,
+        Err(_) if alloc::dev_mode() => "debug".into(),
+        Err(_) => "pymalloc".into(),
+    }
+}
+
 struct RuntimeCell(UnsafeCell<Option<Runtime>>);
 // SAFETY: written once by `detect` before STATE becomes READY (release),
 // read only after STATE is seen READY (acquire); never written again.
@@ -385,15 +409,83 @@ impl<P: Fn(&Event)> Walk<'_, '_, P> {
         let (rt, l) = (self.rt, &self.rt.layout);
         let r = &mut *self.r;
         let code = r.word(frame + l.frame_code)? & !(l.code_tag_mask as usize);
+        let instr = r.word(frame + l.frame_instr)?;
+        // The same frame running the same code at the same instruction as in
+        // an earlier walk of this thread has the same entry, unless a code
+        // object was freed since (its address may now hold another).
+        let generation = CODE_GENERATION.load(Ordering::Relaxed);
+        let memo = alloc::installed().then(|| {
+            let i = (frame >> 4 ^ frame >> 11) & (FRAME_MEMO - 1);
+            // SAFETY: this thread's memo; the Guard rules out reentrancy.
+            FRAMES.with(|m| unsafe { &mut (*m.0.get())[i] as *mut Remembered })
+        });
+        if let Some(m) = memo {
+            // SAFETY: as above; the pointer is to this thread's memo.
+            let m = unsafe { &*m };
+            if m.frame == frame && m.code == code && m.instr == instr && m.generation == generation
+            {
+                return Some(m.entry);
+            }
+        }
         // Only a real code object (3.13+ frames may run other executables).
         if r.word(code + 8)? != rt.code_type {
             return None;
         }
-        let instr = r.word(frame + l.frame_instr)?;
         let id = self.intern(code).unwrap_or(0);
         // A frame that has not started yet points one unit before its first.
         let offset = instr.saturating_sub(code + l.code_adaptive) / 2;
-        Some(python_frame(id, offset as u64) as usize)
+        let entry = python_frame(id, offset as u64) as usize;
+        if let (Some(m), true) = (memo, id != 0) {
+            // SAFETY: as above.
+            unsafe {
+                *m = Remembered {
+                    frame,
+                    code,
+                    instr,
+                    generation,
+                    entry,
+                }
+            };
+        }
+        Some(entry)
+    }
+}
+
+/// Frames remembered per thread (direct-mapped by frame address).
+const FRAME_MEMO: usize = 64;
+
+#[derive(Clone, Copy)]
+struct Remembered {
+    frame: usize,
+    code: usize,
+    instr: usize,
+    generation: u64,
+    entry: usize,
+}
+
+struct FrameMemo(UnsafeCell<[Remembered; FRAME_MEMO]>);
+thread_local! {
+    static FRAMES: FrameMemo = const {
+        FrameMemo(UnsafeCell::new(
+            [Remembered { frame: 0, code: 0, instr: 0, generation: 0, entry: 0 }; FRAME_MEMO],
+        ))
+    };
+}
+
+/// Bumped whenever a code object is freed (the allocator wrappers see every
+/// free): remembered frame entries of older generations are not trusted.
+static CODE_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// The program frees the object at `p` through a wrapped domain: if it is a
+/// code object, no remembered frame entry may outlive it. Code objects are
+/// never GC-tracked (3.8 to 3.14), so the block starts with the object
+/// header and its type sits at +8, inside any block pymalloc or malloc hands out.
+#[inline(always)]
+pub fn freeing_object(p: *mut c_void) {
+    let Some(rt) = runtime() else { return };
+    // SAFETY: `p` is a live block of at least 16 bytes, about to be freed.
+    if unsafe { *(p as *const usize).add(1) } == rt.code_type {
+        CODE_GENERATION.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -64,9 +64,10 @@ pub fn available() -> bool {
 pub struct Reader<'a> {
     slots: &'a mut [u64; SLOTS],
     generation: u64,
-    /// The page of the last successful check: the fields of one frame or
-    /// one code object are read one after another from the same page.
+    /// The pages of the last two successful checks: a walk alternates
+    /// between a frame's page and its code object's.
     last: usize,
+    before: usize,
 }
 
 /// Runs `f` with this thread's reader. If the heap shrank since the last
@@ -95,25 +96,37 @@ pub fn with<R>(f: impl FnOnce(&mut Reader) -> R) -> R {
         f(&mut Reader {
             slots,
             generation,
-            last: 0,
+            // Not a page number (page 0 must never pass as "the last one").
+            last: usize::MAX,
+            before: usize::MAX,
         })
     })
 }
 
 impl Reader<'_> {
-    #[inline]
+    #[inline(always)]
     fn page_readable(&mut self, page: usize) -> bool {
         if page == self.last {
+            return true;
+        }
+        self.page_readable_slow(page)
+    }
+
+    #[inline(never)]
+    fn page_readable_slow(&mut self, page: usize) -> bool {
+        if page == self.before {
+            self.before = self.last;
+            self.last = page;
             return true;
         }
         if !(16..1 << (47 - PAGE_SHIFT)).contains(&page) {
             return false;
         }
-        self.last = page;
         if self.lookup(page) {
+            self.before = self.last;
+            self.last = page;
             return true;
         }
-        self.last = 0;
         false
     }
 
@@ -140,7 +153,7 @@ impl Reader<'_> {
     }
 
     /// Whether `len` bytes at `addr` can be read.
-    #[inline]
+    #[inline(always)]
     pub fn readable(&mut self, addr: usize, len: usize) -> bool {
         if len == 0 {
             return true;
@@ -148,7 +161,11 @@ impl Reader<'_> {
         let Some(last) = addr.checked_add(len - 1) else {
             return false;
         };
-        (addr >> PAGE_SHIFT..=last >> PAGE_SHIFT).all(|p| self.page_readable(p))
+        let (first, last) = (addr >> PAGE_SHIFT, last >> PAGE_SHIFT);
+        if first == last {
+            return self.page_readable(first);
+        }
+        (first..=last).all(|p| self.page_readable(p))
     }
 
     /// The aligned word at `addr`, if it can be read.
