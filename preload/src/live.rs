@@ -35,8 +35,12 @@ unsafe impl Send for LiveTable {}
 
 const MIN_BITS: u32 = 16;
 
-fn map(count: usize) -> *mut Slot {
+/// `populate`: fault every page in at once. A grown table is filled all
+/// over right away, and each page would otherwise fault twice (the probe's
+/// read maps the zero page, the insert's write then copies it).
+fn map(count: usize, populate: bool) -> *mut Slot {
     let bytes = count * core::mem::size_of::<Slot>();
+    let populate = if populate { libc::MAP_POPULATE } else { 0 };
     // SAFETY: an anonymous private mapping (raw syscall: our own mmap hook
     // would record it), zero-filled, which is an empty table.
     let p = unsafe {
@@ -45,7 +49,7 @@ fn map(count: usize) -> *mut Slot {
             0usize,
             bytes,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | populate,
             -1i32,
             0usize,
         )
@@ -64,7 +68,7 @@ fn unmap(p: *mut Slot, count: usize) {
 impl Default for LiveTable {
     fn default() -> Self {
         LiveTable {
-            slots: map(1 << MIN_BITS),
+            slots: map(1 << MIN_BITS, false),
             mask: (1 << MIN_BITS) - 1,
             len: 0,
         }
@@ -183,7 +187,7 @@ impl LiveTable {
     fn grow(&mut self) {
         let old = self.slots;
         let old_count = self.mask + 1;
-        self.slots = map(old_count * 2);
+        self.slots = map(old_count * 2, true);
         self.mask = old_count * 2 - 1;
         self.len = 0;
         for i in 0..old_count {

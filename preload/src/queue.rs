@@ -38,8 +38,9 @@ pub mod kind {
     pub const REALLOC_DONE: u32 = 4;
     /// The realloc failed: the old block is still live.
     pub const REALLOC_FAILED: u32 = 5;
-    /// a = stack hash, b = depth; the frames follow in STACK_FRAMES events of
-    /// the same thread, three per event.
+    /// a = stack hash, b = depth, c = how many outer frames it shares with
+    /// the last stack this thread defined; the other (inner) frames follow
+    /// in STACK_FRAMES events of the same thread, three per event.
     pub const STACK_BEGIN: u32 = 6;
     pub const STACK_FRAMES: u32 = 7;
     /// a = addr, b = len, c = stack hash, d = prot << 32 | flags.

@@ -139,8 +139,11 @@ pub struct State {
     next_module_id: u32,
     /// The program's own memory mappings (start -> length): roots of the leak scan.
     mappings: std::collections::BTreeMap<u64, u64>,
-    /// Stacks being received, per thread: (hash, depth, frames so far).
-    partial: FastMap<u32, (u64, usize, Vec<u64>)>,
+    /// Stacks being received, per thread: (hash, depth, frames shared with
+    /// the thread's last definition, inner frames so far).
+    partial: FastMap<u32, (u64, usize, usize, Vec<u64>)>,
+    /// The last stack each thread defined (innermost first).
+    last_def: FastMap<u32, Vec<u64>>,
     /// Python code objects being received, per thread.
     partial_code: FastMap<u32, PendingCode>,
     /// Described code objects by address (their free forgets them), and
@@ -171,6 +174,7 @@ impl State {
             next_module_id: 0,
             mappings: Default::default(),
             partial: FastMap::default(),
+            last_def: FastMap::default(),
             partial_code: FastMap::default(),
             code_ids: FastMap::default(),
             codes: Vec::new(),
@@ -818,21 +822,23 @@ impl State {
             }
             kind::STACK_BEGIN => {
                 let depth = (ev.b as usize).min(crate::stack::MAX_DEPTH);
+                let shared = (ev.c as usize).min(depth);
                 self.partial
-                    .insert(ev.tid, (ev.a, depth, Vec::with_capacity(depth)));
-                if depth == 0 {
+                    .insert(ev.tid, (ev.a, depth, shared, Vec::with_capacity(depth)));
+                if depth == shared {
                     self.finish_stack(ev.tid);
                 }
             }
             kind::STACK_FRAMES => {
                 let done = match self.partial.get_mut(&ev.tid) {
-                    Some((_, depth, frames)) => {
+                    Some((_, depth, shared, frames)) => {
+                        let inner = *depth - *shared;
                         for ip in [ev.a, ev.b, ev.c] {
-                            if frames.len() < *depth {
+                            if frames.len() < inner {
                                 frames.push(ip);
                             }
                         }
-                        frames.len() >= *depth
+                        frames.len() >= inner
                     }
                     None => false,
                 };
@@ -980,13 +986,20 @@ impl State {
     }
 
     fn finish_stack(&mut self, tid: u32) {
-        if let Some((hash, _, frames)) = self.partial.remove(&tid) {
-            self.stacks.entry(hash).or_insert(Stack {
-                ips: frames.into_boxed_slice(),
-                node: 0,
-                epoch: 0,
-            });
-        }
+        let Some((hash, depth, shared, mut frames)) = self.partial.remove(&tid) else {
+            return;
+        };
+        let last = self.last_def.entry(tid).or_default();
+        let from = last.len().saturating_sub(shared);
+        frames.extend_from_slice(&last[from..]);
+        frames.truncate(depth);
+        last.clear();
+        last.extend_from_slice(&frames);
+        self.stacks.entry(hash).or_insert(Stack {
+            ips: frames.into_boxed_slice(),
+            node: 0,
+            epoch: 0,
+        });
     }
 
     fn update_modules(&mut self, now: Vec<Module>) {
@@ -1090,6 +1103,7 @@ pub extern "C" fn after_fork_parent() {
 /// start a new writer on a new trace that begins with the inherited blocks.
 pub extern "C" fn after_fork_child() {
     guard::forget_tid();
+    crate::stack::forget_last_stack();
     if !FORK_LOCKED.swap(false, Ordering::Relaxed) {
         // The parent was not recording (or had no writer): neither is the child.
         WRITER_PID.store(0, Ordering::Relaxed);
@@ -1109,6 +1123,7 @@ pub extern "C" fn after_fork_child() {
     }
     QUEUE.reset();
     st.partial.clear();
+    st.last_def.clear();
     st.partial_code.clear();
     st.realloc_stash.clear();
     if had_output {

@@ -84,12 +84,14 @@ type SetFn = unsafe extern "C" fn(i32, *const Allocator);
 type GetArenaFn = unsafe extern "C" fn(*mut [usize; 3]);
 type SetArenaFn = unsafe extern "C" fn(*const ArenaAllocator);
 
-/// Installs the wrappers, if this is CPython 3.6+ not yet initialized (we are
-/// in the constructor of the program's first image) and the user did not
-/// choose an allocator. Under the Guard (dlsym may allocate).
+/// Installs the wrappers, if the program links CPython 3.5+ (which has
+/// `PyMemAllocatorEx`: `PyMem_Calloc` came with it), the interpreter has not
+/// started (we are in the constructor of the program's first image) and the
+/// user did not choose an allocator. `version` is `Py_Version` (3.11+) or 0.
+/// Under the Guard (dlsym may allocate).
 pub fn install(version: u64) {
     let (major, minor) = ((version >> 24) as u8, (version >> 16) as u8);
-    if version != 0 && (major, minor) < (3, 6) {
+    if version != 0 && (major, minor) < (3, 5) {
         return;
     }
     if std::env::var_os("PYTHONMALLOC").is_some() || dev_mode() {
@@ -99,6 +101,9 @@ pub fn install(version: u64) {
     // signatures in every CPython 3.x.
     unsafe {
         let sym = |name: &core::ffi::CStr| libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr());
+        if sym(c"PyMem_Calloc").is_null() {
+            return;
+        }
         let (get, set, get_arena, set_arena) = (
             sym(c"PyMem_GetAllocator"),
             sym(c"PyMem_SetAllocator"),

@@ -64,6 +64,7 @@ pub fn found() -> Option<(String, bool)> {
 /// At start, in a Python program: see every object without changing its
 /// allocator (`alloc`). Not after a dlopen: an interpreter already running
 /// holds blocks its allocators gave out before the wrappers.
+/// Needs `_PyRuntime` (3.7+): 3.6 resets its allocators at start anyway.
 pub fn install_allocators() {
     if STATE.load(Ordering::Acquire) != UNKNOWN {
         alloc::install(VERSION.load(Ordering::Acquire));
@@ -227,6 +228,7 @@ pub fn detect() {
         ));
         return;
     };
+    safe::find_break();
     if !safe::available() {
         crate::writer::say(
             "process_vm_readv is not permitted here: Python frames cannot be read safely, stacks show native frames only",
@@ -408,25 +410,24 @@ impl<P: Fn(&Event)> Walk<'_, '_, P> {
     fn frame_entry(&mut self, frame: usize) -> Option<usize> {
         let (rt, l) = (self.rt, &self.rt.layout);
         let r = &mut *self.r;
-        let code = r.word(frame + l.frame_code)? & !(l.code_tag_mask as usize);
         let instr = r.word(frame + l.frame_instr)?;
-        // The same frame running the same code at the same instruction as in
-        // an earlier walk of this thread has the same entry, unless a code
-        // object was freed since (its address may now hold another).
+        // The instruction pointer lies inside its code object, so while no
+        // code object has been freed since it was remembered, it names the
+        // same code and offset: the entry needs no more reads.
         let generation = CODE_GENERATION.load(Ordering::Relaxed);
         let memo = alloc::installed().then(|| {
-            let i = (frame >> 4 ^ frame >> 11) & (FRAME_MEMO - 1);
+            let i = (instr >> 1 ^ instr >> 9) & (FRAME_MEMO - 1);
             // SAFETY: this thread's memo; the Guard rules out reentrancy.
             FRAMES.with(|m| unsafe { &mut (*m.0.get())[i] as *mut Remembered })
         });
         if let Some(m) = memo {
             // SAFETY: as above; the pointer is to this thread's memo.
             let m = unsafe { &*m };
-            if m.frame == frame && m.code == code && m.instr == instr && m.generation == generation
-            {
+            if m.instr == instr && m.generation == generation {
                 return Some(m.entry);
             }
         }
+        let code = r.word(frame + l.frame_code)? & !(l.code_tag_mask as usize);
         // Only a real code object (3.13+ frames may run other executables).
         if r.word(code + 8)? != rt.code_type {
             return None;
@@ -435,12 +436,10 @@ impl<P: Fn(&Event)> Walk<'_, '_, P> {
         // A frame that has not started yet points one unit before its first.
         let offset = instr.saturating_sub(code + l.code_adaptive) / 2;
         let entry = python_frame(id, offset as u64) as usize;
-        if let (Some(m), true) = (memo, id != 0) {
+        if let (Some(m), true) = (memo, id != 0 && instr > code) {
             // SAFETY: as above.
             unsafe {
                 *m = Remembered {
-                    frame,
-                    code,
                     instr,
                     generation,
                     entry,
@@ -451,13 +450,12 @@ impl<P: Fn(&Event)> Walk<'_, '_, P> {
     }
 }
 
-/// Frames remembered per thread (direct-mapped by frame address).
-const FRAME_MEMO: usize = 64;
+/// Frame entries remembered per thread (direct-mapped by instruction
+/// pointer).
+const FRAME_MEMO: usize = 128;
 
 #[derive(Clone, Copy)]
 struct Remembered {
-    frame: usize,
-    code: usize,
     instr: usize,
     generation: u64,
     entry: usize,
@@ -467,7 +465,7 @@ struct FrameMemo(UnsafeCell<[Remembered; FRAME_MEMO]>);
 thread_local! {
     static FRAMES: FrameMemo = const {
         FrameMemo(UnsafeCell::new(
-            [Remembered { frame: 0, code: 0, instr: 0, generation: 0, entry: 0 }; FRAME_MEMO],
+            [Remembered { instr: 0, generation: 0, entry: 0 }; FRAME_MEMO],
         ))
     };
 }

@@ -32,6 +32,29 @@ thread_local! {
     static PAGES: Pages = const { Pages { slots: UnsafeCell::new([0; SLOTS]), brk: Cell::new(0) } };
 }
 
+/// glibc's `__curbrk`, the variable `sbrk(0)` returns (0: not found).
+static CURBRK: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Finds `__curbrk` once (from detection, under the Guard: dlsym may
+/// allocate), so that each walk reads the break without a call.
+pub fn find_break() {
+    // SAFETY: dlsym with a NUL-terminated name.
+    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"__curbrk".as_ptr()) };
+    CURBRK.store(p as usize, Ordering::Relaxed);
+}
+
+#[inline(always)]
+fn current_break() -> usize {
+    let p = CURBRK.load(Ordering::Relaxed);
+    if p != 0 {
+        // SAFETY: glibc's `void *__curbrk`, a word of its data that lives
+        // as long as the process.
+        return unsafe { core::ptr::read_volatile(p as *const usize) };
+    }
+    // SAFETY: sbrk(0) only reads the current break.
+    unsafe { libc::sbrk(0) as usize }
+}
+
 /// Something may have been unmapped or protected: forget every page.
 pub fn maps_changed() {
     MAP_GENERATION.fetch_add(1, Ordering::Release);
@@ -78,8 +101,7 @@ pub fn with<R>(f: impl FnOnce(&mut Reader) -> R) -> R {
         // SAFETY: only this thread touches its table, and nothing in `f`
         // reenters `with` (the Guard is held).
         let slots = unsafe { &mut *p.slots.get() };
-        // SAFETY: sbrk(0) only reads the current break.
-        let brk = unsafe { libc::sbrk(0) } as usize;
+        let brk = current_break();
         let was = p.brk.get();
         if brk < was {
             // Only pages between the new break and the old one went away.
