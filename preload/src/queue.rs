@@ -113,15 +113,16 @@ impl Queue {
             .wrapping_add(i)
     }
 
-    /// Asks for the slot of a later push in the exclusive state: the writer
-    /// touched it last, and fetching its line from the other core is the
-    /// cost of a push; fetched ahead, it overlaps with the program's work.
+    /// Fetches the slot of a later push: the writer touched it last, and
+    /// bringing its line over from the other core is the cost of a push;
+    /// fetched ahead, it overlaps with the program's work. (A plain read
+    /// prefetch: PREFETCHW is not on every x86_64 CPU.)
     #[inline(always)]
     fn prefetch(&self, pos: u64) {
         let p = &self.slots[(pos & MASK) as usize] as *const Slot as *const i8;
         // SAFETY: a prefetch of an address inside the ring; it has no effect
         // beyond the cache.
-        unsafe { core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_ET0 }>(p) };
+        unsafe { core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p) };
     }
 
     /// Pushes, or returns `false` when the queue is full.
