@@ -6,7 +6,7 @@
 //! events: the trace is streamed chunk by chunk.
 
 use leakhunt_format::{
-    AllocFn, Cut, EndInfo, EndReason, FormatError, LeakKind, Module, ProcessInfo, Record, ScanInfo,
+    AllocFn, Cut, EndInfo, EndReason, FormatError, Module, ProcessInfo, Record, ScanInfo,
     TraceReader,
 };
 // Keys are addresses and stack ids: std's SipHash costs most of a replay.
@@ -38,14 +38,7 @@ pub struct Live {
 }
 
 /// The exit scan's verdict on a block that was not plainly still reachable.
-#[derive(Debug, Clone, Copy)]
-pub struct Verdict {
-    pub kind: LeakKind,
-    /// memcheck heuristic that made it reachable (0: none).
-    pub heuristic: u8,
-    pub indirect_bytes: u64,
-    pub indirect_blocks: u64,
-}
+pub use leakhunt_format::Verdict;
 
 /// Allocation counts of one stack (a trie node).
 #[derive(Debug, Clone, Copy, Default)]
@@ -225,12 +218,14 @@ impl Model {
 
     /// What a summary needs (totals, live blocks at the end, the leak
     /// scan, stacks, modules), without replaying allocations: the recorder
-    /// wrote the totals and the live blocks when the image ended. A trace
+    /// wrote the totals and the live blocks (with their verdicts) when the
+    /// image ended, and its event chunks are not even decompressed. A trace
     /// without them (cut short, killed, or written by an older recorder) is
-    /// replayed in full. The curve, per-stack totals and "temporary" are
-    /// left empty.
+    /// replayed in full. The curve, per-stack totals, "temporary", threads
+    /// and the duration are left empty.
     pub fn load_summary(path: &Path) -> Result<Model, LoadError> {
-        let (file, reader) = open_reader(path)?;
+        let (file, mut reader) = open_reader(path)?;
+        reader.skip_event_chunks();
         let p = path.display().to_string();
         let mut m = Model::replay_with(
             reader,
@@ -317,8 +312,15 @@ impl Model {
         };
         let mut last_unload_node = 0u64;
         let mut tids = std::collections::HashSet::new();
+        // Event chunks a summary skipped up to the END record.
+        let mut skipped_at_end = 0;
         while m.records < limit {
-            let Some(r) = reader.next_record()? else {
+            let next = reader.next_record()?;
+            if m.end.is_some() && reader.skipped_chunks() > skipped_at_end {
+                // Events after the END: an exec that failed, the image went on.
+                m.end = None;
+            }
+            let Some(r) = next else {
                 break;
             };
             m.records += 1;
@@ -415,27 +417,18 @@ impl Model {
                     m.peak_rss = m.peak_rss.max(bytes);
                     m.timeline.rss(bytes);
                 }
-                Record::End(e) => m.end = Some(e),
+                Record::End(e) => {
+                    m.end = Some(e);
+                    skipped_at_end = reader.skipped_chunks();
+                }
                 Record::LeakScan(info) => {
                     m.scan = Some(info);
                     m.verdicts.clear();
                 }
-                Record::LeakBlock {
-                    ptr,
-                    kind,
-                    heuristic,
-                    indirect_bytes,
-                    indirect_blocks,
-                } => {
-                    m.verdicts.insert(
-                        ptr,
-                        Verdict {
-                            kind,
-                            heuristic,
-                            indirect_bytes,
-                            indirect_blocks,
-                        },
-                    );
+                r @ Record::LeakBlock { .. } => {
+                    if let Some((ptr, v)) = r.leak_verdict() {
+                        m.verdicts.insert(ptr, v);
+                    }
                 }
                 Record::ExitStatus { code, signal } => m.exit_status = Some((code, signal)),
                 Record::PyCode(c) => {
@@ -446,8 +439,13 @@ impl Model {
                     size,
                     stack,
                     func,
+                    verdict,
                 } => {
                     if st.summary {
+                        // The LEAK_BLOCK records are in event chunks, skipped.
+                        if let Some(v) = verdict {
+                            m.verdicts.insert(ptr, v);
+                        }
                         let live = Live {
                             size,
                             stack,

@@ -12,6 +12,14 @@
 //! before it is trusted. A trace cut short (the process was killed) reads up to
 //! its last complete chunk.
 //!
+//! Since version 2 the top bit of `raw_len` ([`EVENT_CHUNK`]) marks a chunk
+//! that holds only events ([`Record::is_event`]); every other chunk holds only
+//! structure. The writer flushes the structure of a stretch of the run before
+//! its events, so file order still defines every stack node before its first
+//! use, and a summary ([`TraceReader::skip_event_chunks`]) checks event chunks
+//! but never decompresses them: it costs what the structure costs, not what
+//! the events do.
+//!
 //! Records are a tag byte followed by LEB128 varints; pointers and timestamps
 //! are delta-encoded against the previous record of the stream, so the decoder
 //! is stateful and must see every chunk in order. Stacks are interned as a trie:
@@ -30,12 +38,15 @@ use std::io::{self, Read, Write};
 
 pub const MAGIC: &[u8; 8] = b"LEAKHUNT";
 /// Bumped whenever a reader of an older version could misread a newer trace.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2: chunks are marked as events or structure (see the module docs).
+pub const FORMAT_VERSION: u32 = 2;
 pub const FILE_HEADER_LEN: usize = 16;
 pub const CHUNK_HEADER_LEN: usize = 12;
 /// A chunk never holds more than this many uncompressed bytes; a larger length
 /// in a file means the file is damaged, and the reader refuses to allocate it.
 pub const MAX_CHUNK_RAW: usize = 16 << 20;
+/// Set in a chunk's `raw_len` field (version 2 on): the chunk holds only events.
+pub const EVENT_CHUNK: u32 = 1 << 31;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
@@ -91,8 +102,9 @@ fn chunk_crc(compressed_len: u32, raw_len: u32, payload: &[u8]) -> u32 {
     h.finalize()
 }
 
-/// Compresses `raw` records into one framed chunk appended to `out`.
-pub fn encode_chunk(raw: &[u8], out: &mut Vec<u8>) {
+/// Compresses `raw` records into one framed chunk appended to `out`; `events`
+/// marks a chunk of events only.
+pub fn encode_chunk(raw: &[u8], events: bool, out: &mut Vec<u8>) {
     debug_assert!(raw.len() <= MAX_CHUNK_RAW);
     let start = out.len();
     out.extend_from_slice(&[0u8; CHUNK_HEADER_LEN]);
@@ -101,7 +113,10 @@ pub fn encode_chunk(raw: &[u8], out: &mut Vec<u8>) {
     let n = lz4_flex::block::compress_into(raw, &mut out[start + CHUNK_HEADER_LEN..])
         .expect("output sized by get_maximum_output_size");
     out.truncate(start + CHUNK_HEADER_LEN + n);
-    let (clen, rlen) = (n as u32, raw.len() as u32);
+    let (clen, rlen) = (
+        n as u32,
+        raw.len() as u32 | if events { EVENT_CHUNK } else { 0 },
+    );
     let crc = chunk_crc(clen, rlen, &out[start + CHUNK_HEADER_LEN..]);
     out[start..start + 4].copy_from_slice(&clen.to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&rlen.to_le_bytes());
@@ -129,6 +144,10 @@ pub struct TraceReader<R: Read> {
     cut: Option<Cut>,
     chunks: u64,
     done: bool,
+    version: u32,
+    /// Event chunks are checked, counted and not decoded.
+    skip_events: bool,
+    skipped: u64,
 }
 
 impl<R: Read> TraceReader<R> {
@@ -163,6 +182,9 @@ impl<R: Read> TraceReader<R> {
             cut: None,
             chunks: 0,
             done: false,
+            version,
+            skip_events: false,
+            skipped: 0,
         })
     }
 
@@ -191,6 +213,20 @@ impl<R: Read> TraceReader<R> {
         }
     }
 
+    /// From now on, chunks marked as events are read and checked (a cut or
+    /// damaged one still ends the stream) but not decompressed, and their
+    /// records are not returned: what a summary reads. The delta state of
+    /// the events is lost, which is why no structural record uses it.
+    /// A trace of version 1 has no marks: every chunk is decoded.
+    pub fn skip_event_chunks(&mut self) {
+        self.skip_events = true;
+    }
+
+    /// Event chunks left undecoded so far (see `skip_event_chunks`).
+    pub fn skipped_chunks(&self) -> u64 {
+        self.skipped
+    }
+
     fn load_chunk(&mut self) -> Result<bool, FormatError> {
         let mut hdr = [0u8; CHUNK_HEADER_LEN];
         let got = read_full(&mut self.input, &mut hdr)?;
@@ -204,8 +240,16 @@ impl<R: Read> TraceReader<R> {
             });
         }
         let clen = u32::from_le_bytes(hdr[0..4].try_into().unwrap());
-        let rlen = u32::from_le_bytes(hdr[4..8].try_into().unwrap());
+        let rlen_field = u32::from_le_bytes(hdr[4..8].try_into().unwrap());
         let crc = u32::from_le_bytes(hdr[8..12].try_into().unwrap());
+        // The mark is not part of the length; in version 1 there is none, and
+        // the bit makes the length out of range.
+        let events = self.version >= 2 && rlen_field & EVENT_CHUNK != 0;
+        let rlen = if events {
+            rlen_field & !EVENT_CHUNK
+        } else {
+            rlen_field
+        };
         let bound = lz4_flex::block::get_maximum_output_size(MAX_CHUNK_RAW);
         if rlen as usize > MAX_CHUNK_RAW || clen as usize > bound {
             let offset = self.offset;
@@ -221,10 +265,10 @@ impl<R: Read> TraceReader<R> {
                 offset: self.offset,
             });
         }
-        if chunk_crc(clen, rlen, &self.compressed) != crc {
+        if chunk_crc(clen, rlen_field, &self.compressed) != crc {
             // A chunk whose header is zeros is a hole left by a write that never
             // happened (the file was extended but the data never landed): truncation.
-            let cut = if clen == 0 && rlen == 0 && crc == 0 {
+            let cut = if clen == 0 && rlen_field == 0 && crc == 0 {
                 Cut::Truncated {
                     offset: self.offset,
                 }
@@ -235,6 +279,15 @@ impl<R: Read> TraceReader<R> {
                 }
             };
             return self.stop(cut);
+        }
+        if events && self.skip_events {
+            self.chunk_offset = self.offset;
+            self.offset += (CHUNK_HEADER_LEN + clen as usize) as u64;
+            self.raw.clear();
+            self.pos = 0;
+            self.chunks += 1;
+            self.skipped += 1;
+            return Ok(true);
         }
         self.raw.resize(rlen as usize, 0);
         match lz4_flex::block::decompress_into(&self.compressed, &mut self.raw) {
@@ -291,17 +344,30 @@ fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
 
 /// Buffers records and writes them as chunks. Used by the recorder's writer
 /// thread and by `leakhunt run` when it appends the exit status.
+///
+/// Structure and events are buffered apart and framed as separate chunks,
+/// the structure first: an event can only refer to structure pushed before
+/// it, so it is still defined first in the file. A sequence point
+/// ([`Record::is_sequence_point`]) frames what is pending before it is
+/// buffered, so that it follows every event pushed before it. One encoder
+/// serves both: only events touch its delta state, so decoding the chunks
+/// in file order sees the events in the order they were encoded.
 pub struct ChunkWriter {
-    raw: Vec<u8>,
+    structure: Vec<u8>,
+    events: Vec<u8>,
+    /// Chunks framed at sequence points, not yet taken.
     framed: Vec<u8>,
+    taken: Vec<u8>,
     encoder: Encoder,
 }
 
 impl Default for ChunkWriter {
     fn default() -> Self {
         ChunkWriter {
-            raw: Vec::with_capacity(1 << 20),
+            structure: Vec::with_capacity(64 << 10),
+            events: Vec::with_capacity(1 << 20),
             framed: Vec::new(),
+            taken: Vec::new(),
             encoder: Encoder::default(),
         }
     }
@@ -309,23 +375,39 @@ impl Default for ChunkWriter {
 
 impl ChunkWriter {
     pub fn push(&mut self, r: &Record) {
-        self.encoder.encode(r, &mut self.raw);
+        if r.is_event() {
+            self.encoder.encode(r, &mut self.events);
+        } else {
+            if r.is_sequence_point() && !self.events.is_empty() {
+                self.frame();
+            }
+            self.encoder.encode(r, &mut self.structure);
+        }
     }
 
-    /// Uncompressed bytes waiting to be written.
+    /// Bytes waiting to be written (uncompressed, or framed at a sequence point).
     pub fn pending(&self) -> usize {
-        self.raw.len()
+        self.structure.len() + self.events.len() + self.framed.len()
     }
 
-    /// Frames the pending records (if any) as one chunk and returns its bytes.
+    fn frame(&mut self) {
+        if !self.structure.is_empty() {
+            encode_chunk(&self.structure, false, &mut self.framed);
+            self.structure.clear();
+        }
+        if !self.events.is_empty() {
+            encode_chunk(&self.events, true, &mut self.framed);
+            self.events.clear();
+        }
+    }
+
+    /// Frames the pending records (if any) as chunks and returns their bytes.
     /// The encoder's delta state carries over: chunks must be written in order.
     pub fn take_chunk(&mut self) -> &[u8] {
-        self.framed.clear();
-        if !self.raw.is_empty() {
-            encode_chunk(&self.raw, &mut self.framed);
-            self.raw.clear();
-        }
-        &self.framed
+        self.frame();
+        self.taken.clear();
+        std::mem::swap(&mut self.taken, &mut self.framed);
+        &self.taken
     }
 
     pub fn flush_to<W: Write>(&mut self, w: &mut W) -> io::Result<()> {
@@ -338,7 +420,9 @@ impl ChunkWriter {
 
     /// Starts a new file: the delta state of a new trace begins from zero.
     pub fn reset(&mut self) {
-        self.raw.clear();
+        self.structure.clear();
+        self.events.clear();
+        self.framed.clear();
         self.encoder = Encoder::default();
     }
 }

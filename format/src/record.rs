@@ -208,16 +208,94 @@ pub enum Record {
         allocator: String,
     },
     /// At the end of an image (not an exec): a block still live, with what
-    /// a loss record needs. Written just before `Totals`, so that a summary
-    /// can skip every allocation record.
+    /// a loss record needs, and the exit scan's verdict on it when it has
+    /// one (the same as its `LeakBlock`, which sits in an event chunk).
+    /// Written just before `Totals`, so that a summary can skip every
+    /// allocation record.
     LiveAtEnd {
         ptr: u64,
         size: u64,
         stack: u64,
         func: AllocFn,
+        verdict: Option<Verdict>,
     },
     /// At the end of an image: what replaying its allocation records gives.
     Totals(ImageTotals),
+}
+
+/// The exit scan's verdict on a block that was not plainly still reachable
+/// (what a `LeakBlock` says of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    pub kind: LeakKind,
+    /// memcheck heuristic that made it reachable (0: none; see `LeakBlock`).
+    pub heuristic: u8,
+    pub indirect_bytes: u64,
+    pub indirect_blocks: u64,
+}
+
+impl Record {
+    /// Whether the record is an event: something that happened at a moment
+    /// of the run (an allocation, a free, a mapping, a clock or thread
+    /// change, an RSS sample, a scan verdict). Events are what a summary
+    /// never needs, and the only records that use the encoder's delta
+    /// state; the writer keeps them in chunks of their own, marked so
+    /// that a summary skips them without decompressing (see `ChunkWriter`).
+    /// Every other record is structure: what the events refer to (process,
+    /// modules, stack nodes, code objects) or what the image ended with.
+    pub fn is_event(&self) -> bool {
+        matches!(
+            self,
+            Record::Thread { .. }
+                | Record::Time { .. }
+                | Record::Alloc { .. }
+                | Record::Free { .. }
+                | Record::Realloc { .. }
+                | Record::Inherited { .. }
+                | Record::Mmap { .. }
+                | Record::Munmap { .. }
+                | Record::Rss { .. }
+                | Record::LeakBlock { .. }
+        )
+    }
+
+    /// The block a `LeakBlock` is about, and its verdict.
+    pub fn leak_verdict(&self) -> Option<(u64, Verdict)> {
+        match *self {
+            Record::LeakBlock {
+                ptr,
+                kind,
+                heuristic,
+                indirect_bytes,
+                indirect_blocks,
+            } => Some((
+                ptr,
+                Verdict {
+                    kind,
+                    heuristic,
+                    indirect_bytes,
+                    indirect_blocks,
+                },
+            )),
+            _ => None,
+        }
+    }
+
+    /// A structural record that must come after every event written
+    /// before it, not merely before the events it precedes (the writer
+    /// moves structure ahead of the events of the same chunk otherwise):
+    /// a module unload (addresses change meaning there), the leak scan,
+    /// and the end of the image.
+    pub fn is_sequence_point(&self) -> bool {
+        matches!(
+            self,
+            Record::ModuleUnload { .. }
+                | Record::LeakScan(_)
+                | Record::LiveAtEnd { .. }
+                | Record::Totals(_)
+                | Record::End(_)
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -363,9 +441,9 @@ mod tag {
 
 /// Delta state shared by the encoder and the decoder.
 #[derive(Debug, Default, Clone)]
-struct Deltas {
-    ptr: u64,
-    time: u64,
+pub(crate) struct Deltas {
+    pub(crate) ptr: u64,
+    pub(crate) time: u64,
 }
 
 impl Deltas {
@@ -382,7 +460,7 @@ impl Deltas {
 
 #[derive(Debug, Default, Clone)]
 pub struct Encoder {
-    d: Deltas,
+    pub(crate) d: Deltas,
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -598,12 +676,21 @@ impl Encoder {
                 size,
                 stack,
                 func,
+                verdict,
             } => {
                 put_skippable(out, tag::LIVE_AT_END, |body| {
                     put(body, *ptr);
                     put(body, *size);
                     put(body, *stack);
                     body.push(*func as u8);
+                    // Optional tail: a reader that predates it stops at the
+                    // function (the body's length steps over the rest).
+                    if let Some(v) = verdict {
+                        body.push(v.kind as u8);
+                        body.push(v.heuristic);
+                        put(body, v.indirect_bytes);
+                        put(body, v.indirect_blocks);
+                    }
                 });
             }
             Record::Totals(t) => {
@@ -882,12 +969,30 @@ impl Decoder {
                 tag::LIVE_AT_END => {
                     let body = c.bytes()?;
                     let mut at = 0usize;
-                    let mut b = Cursor::over(body, &mut at);
+                    let (ptr, size, stack, func) = {
+                        let mut b = Cursor::over(body, &mut at);
+                        let (ptr, size, stack) = (b.u64()?, b.u64()?, b.u64()?);
+                        let func =
+                            AllocFn::from_u8(b.byte()?).ok_or("unknown allocation function")?;
+                        (ptr, size, stack, func)
+                    };
+                    let verdict = if at < body.len() {
+                        let mut b = Cursor::over(body, &mut at);
+                        Some(Verdict {
+                            kind: LeakKind::from_u8(b.byte()?).ok_or("unknown leak kind")?,
+                            heuristic: b.byte()?,
+                            indirect_bytes: b.u64()?,
+                            indirect_blocks: b.u64()?,
+                        })
+                    } else {
+                        None
+                    };
                     Record::LiveAtEnd {
-                        ptr: b.u64()?,
-                        size: b.u64()?,
-                        stack: b.u64()?,
-                        func: AllocFn::from_u8(b.byte()?).ok_or("unknown allocation function")?,
+                        ptr,
+                        size,
+                        stack,
+                        func,
+                        verdict,
                     }
                 }
                 tag::TOTALS => {

@@ -7,6 +7,19 @@ fn sample() -> Vec<Record> {
             size: 48,
             stack: 3,
             func: AllocFn::Calloc,
+            verdict: None,
+        },
+        Record::LiveAtEnd {
+            ptr: 0x5555_0000_2000,
+            size: 1 << 33,
+            stack: 0,
+            func: AllocFn::Malloc,
+            verdict: Some(Verdict {
+                kind: LeakKind::DefinitelyLost,
+                heuristic: 0,
+                indirect_bytes: 1 << 40,
+                indirect_blocks: 3,
+            }),
         },
         Record::Totals(ImageTotals {
             allocations: 10,
@@ -125,8 +138,41 @@ fn write_trace(records: &[Record], per_chunk: usize) -> Vec<u8> {
     file
 }
 
+/// The order `write_trace` puts records in, as the module docs promise:
+/// between two flushes, structure before events, except that a sequence
+/// point follows every event pushed before it.
+fn file_order(records: &[Record], per_chunk: usize) -> Vec<Record> {
+    let (mut out, mut structure, mut events) = (Vec::new(), Vec::new(), Vec::new());
+    let frame = |out: &mut Vec<Record>, s: &mut Vec<Record>, e: &mut Vec<Record>| {
+        out.append(s);
+        out.append(e);
+    };
+    for (i, r) in records.iter().enumerate() {
+        if r.is_event() {
+            events.push(r.clone());
+        } else {
+            if r.is_sequence_point() && !events.is_empty() {
+                frame(&mut out, &mut structure, &mut events);
+            }
+            structure.push(r.clone());
+        }
+        if (i + 1) % per_chunk == 0 {
+            frame(&mut out, &mut structure, &mut events);
+        }
+    }
+    frame(&mut out, &mut structure, &mut events);
+    out
+}
+
 fn read_all(bytes: &[u8]) -> (Vec<Record>, Option<Cut>) {
+    read_with(bytes, false)
+}
+
+fn read_with(bytes: &[u8], skip_events: bool) -> (Vec<Record>, Option<Cut>) {
     let mut r = TraceReader::new(bytes).unwrap();
+    if skip_events {
+        r.skip_event_chunks();
+    }
     let mut out = Vec::new();
     while let Some(rec) = r.next_record().unwrap() {
         out.push(rec);
@@ -140,8 +186,80 @@ fn round_trip() {
     for per_chunk in [1, 3, 100] {
         let (got, cut) = read_all(&write_trace(&recs, per_chunk));
         assert_eq!(cut, None);
-        assert_eq!(got, recs);
+        assert_eq!(got, file_order(&recs, per_chunk));
     }
+}
+
+#[test]
+fn structure_never_uses_the_delta_state() {
+    // A summary decodes structure without the events between: a structural
+    // record that moved the delta state would desynchronize the rest.
+    for r in sample().iter().filter(|r| !r.is_event()) {
+        let mut e = Encoder::default();
+        e.d.ptr = 0x1234_5678;
+        e.d.time = 99;
+        e.encode(r, &mut Vec::new());
+        assert_eq!((e.d.ptr, e.d.time), (0x1234_5678, 99), "{r:?}");
+    }
+}
+
+#[test]
+fn summary_reads_structure_only() {
+    let recs = sample();
+    for per_chunk in [1, 3, 100] {
+        let bytes = write_trace(&recs, per_chunk);
+        let (got, cut) = read_with(&bytes, true);
+        assert_eq!(cut, None);
+        let want: Vec<Record> = file_order(&recs, per_chunk)
+            .into_iter()
+            .filter(|r| !r.is_event())
+            .collect();
+        assert_eq!(got, want);
+        let mut r = TraceReader::new(&bytes[..]).unwrap();
+        r.skip_event_chunks();
+        while r.next_record().unwrap().is_some() {}
+        assert!(r.skipped_chunks() > 0);
+        // A cut inside an event chunk is still a cut.
+        let (_, cut) = read_with(&bytes[..bytes.len() - 1], true);
+        assert!(cut.is_some());
+    }
+}
+
+#[test]
+fn sequence_points_follow_earlier_events() {
+    let recs = vec![
+        Record::StackNode { parent: 0, ip: 1 },
+        Record::Alloc {
+            ptr: 16,
+            size: 1,
+            stack: 1,
+            func: AllocFn::Malloc,
+        },
+        Record::ModuleUnload { id: 0 },
+        Record::StackNode { parent: 0, ip: 2 },
+        Record::Free { ptr: 16 },
+    ];
+    let (got, _) = read_all(&write_trace(&recs, 100));
+    assert_eq!(got, recs);
+}
+
+#[test]
+fn version_1_has_no_marks() {
+    // An older trace: the bit is not a mark but a length out of range.
+    let mut file = file_header().to_vec();
+    file[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let mut raw = Vec::new();
+    Encoder::default().encode(&Record::Thread { tid: 7 }, &mut raw);
+    encode_chunk(&raw, false, &mut file);
+    let mut marked = file.clone();
+    encode_chunk(&raw, true, &mut marked);
+    assert_eq!(
+        read_with(&file, true),
+        (vec![Record::Thread { tid: 7 }], None)
+    );
+    let (got, cut) = read_with(&marked, true);
+    assert_eq!(got, vec![Record::Thread { tid: 7 }]);
+    assert!(matches!(cut, Some(Cut::Damaged { .. })), "{cut:?}");
 }
 
 #[test]
@@ -150,8 +268,9 @@ fn truncated_reads_complete_chunks() {
     let bytes = write_trace(&recs, 4);
     for len in FILE_HEADER_LEN..bytes.len() {
         let (got, cut) = read_all(&bytes[..len]);
-        assert!(got.len() <= recs.len());
-        assert_eq!(&recs[..got.len()], &got[..]);
+        let all = file_order(&recs, 4);
+        assert!(got.len() <= all.len());
+        assert_eq!(&all[..got.len()], &got[..]);
         // A file cut exactly between two chunks cannot know it was cut.
         let mut r = TraceReader::new(&bytes[..len]).unwrap();
         while r.next_record().unwrap().is_some() {}
@@ -172,8 +291,12 @@ fn damage_is_detected_not_trusted() {
         let mut b = bytes.clone();
         b[i] ^= 0x5a;
         let (got, cut) = read_all(&b);
-        assert_eq!(&recs[..got.len()], &got[..]);
+        let all = file_order(&recs, 4);
+        assert_eq!(&all[..got.len()], &got[..]);
         assert!(cut.is_some(), "flipping byte {i} went unnoticed");
+        // A summary checks the event chunks it does not decode.
+        let (_, cut) = read_with(&b, true);
+        assert!(cut.is_some(), "summary: flipping byte {i} went unnoticed");
     }
 }
 
@@ -222,7 +345,7 @@ fn unknown_skippable_records_are_skipped() {
     raw.extend_from_slice(&[9, 9, 9]);
     Encoder::default().encode(&Record::Thread { tid: 7 }, &mut raw);
     let mut file = file_header().to_vec();
-    encode_chunk(&raw, &mut file);
+    encode_chunk(&raw, false, &mut file);
     let (got, cut) = read_all(&file);
     assert_eq!(cut, None);
     assert_eq!(got, vec![Record::Thread { tid: 7 }]);
@@ -245,7 +368,11 @@ fn older_reader_skips_python_code() {
     // The record is length-prefixed: a reader that does not know it moves on.
     let mut e = Encoder::default();
     let mut buf = Vec::new();
-    e.encode(&sample()[3], &mut buf);
+    let code = sample()
+        .into_iter()
+        .find(|r| matches!(r, Record::PyCode(_)))
+        .unwrap();
+    e.encode(&code, &mut buf);
     assert_eq!(buf[0], 0x80);
     let mut pos = 1;
     let len = crate::varint::get(&buf, &mut pos).unwrap() as usize;

@@ -158,6 +158,9 @@ pub struct State {
     anomalies: u64,
     unknown_frees: u64,
     counts: Counts,
+    /// The exit scan's verdicts by address, repeated in `LiveAtEnd` so that
+    /// a summary needs none of the event chunks (where `LeakBlock` is).
+    verdicts: FastMap<u64, leakhunt_format::Verdict>,
     finished: bool,
 }
 
@@ -185,6 +188,7 @@ impl State {
             anomalies: 0,
             unknown_frees: 0,
             counts: Counts::default(),
+            verdicts: FastMap::default(),
             finished: false,
         }
     }
@@ -590,6 +594,7 @@ impl State {
             self.codes.push(c);
         }
         self.counts = Counts::default();
+        self.verdicts.clear();
         if let FileStart::Forked { .. } = start {
             let mut blocks: Vec<(u64, Block)> = self.live.iter().collect();
             blocks.sort_unstable_by_key(|&(p, _)| p);
@@ -925,6 +930,7 @@ impl State {
                 size: b.size(),
                 stack,
                 func: b.func(),
+                verdict: self.verdicts.get(&ptr).copied(),
             });
         }
         let c = &self.counts;
@@ -981,7 +987,14 @@ impl State {
         self.mappings.iter().map(|(&a, &l)| (a, l))
     }
 
+    /// A record from the exit scan.
     pub fn emit_record(&mut self, r: &Record) {
+        if let Record::LeakScan(_) = r {
+            self.verdicts.clear();
+        }
+        if let Some((ptr, v)) = r.leak_verdict() {
+            self.verdicts.insert(ptr, v);
+        }
         self.emit(r);
     }
 
