@@ -439,22 +439,64 @@ mod tag {
     pub const FIRST_SKIPPABLE: u8 = 0x80;
 }
 
+/// Pointers are coded against the nearest of this many recent ones.
+const PTR_SLOTS: usize = 8;
+/// A pointer further than this from every recent one starts a new stream
+/// (it replaces the oldest-started slot instead of the nearest).
+const PTR_NEAR: u64 = 1 << 16;
+
 /// Delta state shared by the encoder and the decoder.
-#[derive(Debug, Default, Clone)]
+///
+/// An allocator that keeps one pool per size class (pymalloc, jemalloc, a
+/// C++ arena) interleaves addresses that are far apart: coded against the
+/// single previous pointer, nearly every delta took 3-4 bytes. Each pointer
+/// is coded against the nearest of the last few streams, as a zigzag delta
+/// with the slot number in its low bits; glibc's mostly sequential heap
+/// costs the same as before, and pymalloc's pools get small deltas again.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Deltas {
-    pub(crate) ptr: u64,
+    pub(crate) ptrs: [u64; PTR_SLOTS],
+    victim: usize,
     pub(crate) time: u64,
 }
 
 impl Deltas {
-    fn put_ptr(&mut self, out: &mut Vec<u8>, p: u64) {
-        varint::put_signed(out, p.wrapping_sub(self.ptr) as i64);
-        self.ptr = p;
+    /// Where `p`, coded as `delta` against slot `j`, is remembered: both
+    /// sides apply the same rule to the same values.
+    fn remember(&mut self, j: usize, delta: i64, p: u64) {
+        let slot = if delta.unsigned_abs() > PTR_NEAR {
+            let v = self.victim;
+            self.victim = (v + 1) % PTR_SLOTS;
+            v
+        } else {
+            j
+        };
+        self.ptrs[slot] = p;
     }
+
+    fn put_ptr(&mut self, out: &mut Vec<u8>, p: u64) {
+        let (j, delta) = self
+            .ptrs
+            .iter()
+            .map(|&q| p.wrapping_sub(q) as i64)
+            .enumerate()
+            .min_by_key(|&(_, d)| d.unsigned_abs())
+            .expect("PTR_SLOTS > 0");
+        let zigzag = ((delta << 1) ^ (delta >> 63)) as u64;
+        // The slot in the low 3 bits; a delta too large to shift (> 2^60)
+        // cannot occur between user-space addresses (< 2^47).
+        varint::put(out, zigzag << 3 | j as u64);
+        self.remember(j, delta, p);
+    }
+
     fn get_ptr(&mut self, buf: &[u8], pos: &mut usize) -> Result<u64, &'static str> {
-        let d = varint::get_signed(buf, pos)?;
-        self.ptr = self.ptr.wrapping_add(d as u64);
-        Ok(self.ptr)
+        let v = varint::get(buf, pos)?;
+        let j = (v & 7) as usize;
+        let zigzag = v >> 3;
+        let delta = ((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64);
+        let p = self.ptrs[j].wrapping_add(delta as u64);
+        self.remember(j, delta, p);
+        Ok(p)
     }
 }
 
