@@ -68,8 +68,13 @@ impl<'a> Stacks<'a> {
                 continue;
             }
             // Every recorded address is a return address: the innermost one
-            // points just after the call into the allocator.
-            frames.extend(sym.symbolize(ip, true));
+            // points just after the call into the allocator. The recorder's
+            // own interposers (its dlopen, say) are not the program's frames.
+            frames.extend(
+                sym.symbolize(ip, true)
+                    .into_iter()
+                    .filter(|f| !is_recorder_module(&f.module)),
+            );
         }
         let rc = std::rc::Rc::new(frames);
         self.cache.insert(node, rc.clone());
@@ -173,6 +178,12 @@ pub fn is_allocator_frame(f: &Frame) -> bool {
         || name.starts_with("alloc::raw_vec::")
         || name.starts_with("<alloc::raw_vec::")
         || name.starts_with("alloc::boxed::box_new")
+}
+
+/// libleakhunt.so itself: its frames sit between a program's call and the
+/// real function (dlopen, exec, ...), and say nothing about the program.
+pub fn is_recorder_module(path: &str) -> bool {
+    module_short(path) == "libleakhunt.so"
 }
 
 /// Modules of the C runtime and the interpreter: never "the user's code".
