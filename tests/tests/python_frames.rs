@@ -1058,8 +1058,17 @@ fn every_view_names_python_frames() {
     let report = report_text(&big.trace);
     if let Some(i) = report.lines().position(|x| x.starts_with("HEAP GROWTH:")) {
         let first = report.lines().nth(i + 1).unwrap_or("");
+        // Where the growth window starts is the verdict's business (issue
+        // 8): the site must be named, with most of its 3,000 blocks.
+        let blocks: u64 = first
+            .split(" bytes in ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .map(|n| n.replace(',', ""))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
         assert!(
-            first.contains("bytes in 3,000 blocks") && first.contains(&label),
+            (2_000..=3_000).contains(&blocks) && first.contains(&label),
             "the first growing site is not {label}:\n{}",
             report
                 .lines()
