@@ -505,6 +505,14 @@ pub struct Encoder {
     pub(crate) d: Deltas,
 }
 
+/// A scan verdict, in LEAK_BLOCK records and in LIVE_AT_END's tail alike.
+fn put_verdict(out: &mut Vec<u8>, v: &Verdict) {
+    out.push(v.kind as u8);
+    out.push(v.heuristic);
+    varint::put(out, v.indirect_bytes);
+    varint::put(out, v.indirect_blocks);
+}
+
 fn put_str(out: &mut Vec<u8>, s: &str) {
     put_bytes(out, s.as_bytes());
 }
@@ -687,10 +695,15 @@ impl Encoder {
             } => {
                 out.push(tag::LEAK_BLOCK);
                 self.d.put_ptr(out, *ptr);
-                out.push(*kind as u8);
-                out.push(*heuristic);
-                put(out, *indirect_bytes);
-                put(out, *indirect_blocks);
+                put_verdict(
+                    out,
+                    &Verdict {
+                        kind: *kind,
+                        heuristic: *heuristic,
+                        indirect_bytes: *indirect_bytes,
+                        indirect_blocks: *indirect_blocks,
+                    },
+                );
             }
             Record::PyCode(c) => {
                 put_skippable(out, tag::PY_CODE, |body| {
@@ -728,10 +741,7 @@ impl Encoder {
                     // Optional tail: a reader that predates it stops at the
                     // function (the body's length steps over the rest).
                     if let Some(v) = verdict {
-                        body.push(v.kind as u8);
-                        body.push(v.heuristic);
-                        put(body, v.indirect_bytes);
-                        put(body, v.indirect_blocks);
+                        put_verdict(body, v);
                     }
                 });
             }
@@ -772,6 +782,16 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    /// A scan verdict, as `put_verdict` wrote it.
+    fn verdict(&mut self) -> Result<Verdict, &'static str> {
+        Ok(Verdict {
+            kind: LeakKind::from_u8(self.byte()?).ok_or("unknown leak kind")?,
+            heuristic: self.byte()?,
+            indirect_bytes: self.u64()?,
+            indirect_blocks: self.u64()?,
+        })
+    }
+
     /// A cursor over the body of a length-prefixed (skippable) record.
     fn over(buf: &'a [u8], pos: &'a mut usize) -> Cursor<'a> {
         Cursor { buf, pos }
@@ -970,13 +990,13 @@ impl Decoder {
                 }),
                 tag::LEAK_BLOCK => {
                     let ptr = self.d.get_ptr(buf, c.pos)?;
-                    let kind = LeakKind::from_u8(c.byte()?).ok_or("unknown leak kind")?;
+                    let v = c.verdict()?;
                     Record::LeakBlock {
                         ptr,
-                        kind,
-                        heuristic: c.byte()?,
-                        indirect_bytes: c.u64()?,
-                        indirect_blocks: c.u64()?,
+                        kind: v.kind,
+                        heuristic: v.heuristic,
+                        indirect_bytes: v.indirect_bytes,
+                        indirect_blocks: v.indirect_blocks,
                     }
                 }
                 tag::PY_CODE => {
@@ -1019,13 +1039,7 @@ impl Decoder {
                         (ptr, size, stack, func)
                     };
                     let verdict = if at < body.len() {
-                        let mut b = Cursor::over(body, &mut at);
-                        Some(Verdict {
-                            kind: LeakKind::from_u8(b.byte()?).ok_or("unknown leak kind")?,
-                            heuristic: b.byte()?,
-                            indirect_bytes: b.u64()?,
-                            indirect_blocks: b.u64()?,
-                        })
+                        Some(Cursor::over(body, &mut at).verdict()?)
                     } else {
                         None
                     };
