@@ -8,7 +8,7 @@
 
 use crate::model::Model;
 use crate::report::commas;
-use crate::stacks::{allocation_site, frame_label, Stacks};
+use crate::stacks::{allocation_site, frame_label, site_line, Stacks};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -19,6 +19,8 @@ use std::io::Write;
 pub struct Change {
     /// Frames, outermost first, as the flamegraph names them.
     pub frames: Vec<String>,
+    /// The program's own frame and its callers (`stacks::site_line`).
+    pub site: String,
     pub before: (u64, u64),
     pub after: (u64, u64),
 }
@@ -32,8 +34,9 @@ impl Change {
     }
 }
 
-/// Live bytes and blocks per call site (frames outermost first).
-fn live_by_site(model: &Model) -> HashMap<Vec<String>, (u64, u64)> {
+/// Live bytes and blocks per call site (frames outermost first), and each
+/// site's line.
+fn live_by_site(model: &Model) -> HashMap<Vec<String>, (u64, u64, String)> {
     let mut by_node: HashMap<u64, (u64, u64)> = HashMap::new();
     for b in model.live.values() {
         let e = by_node.entry(b.stack).or_default();
@@ -41,15 +44,16 @@ fn live_by_site(model: &Model) -> HashMap<Vec<String>, (u64, u64)> {
         e.1 += 1;
     }
     let mut stacks = Stacks::new(model);
-    let mut out: HashMap<Vec<String>, (u64, u64)> = HashMap::new();
+    let mut out: HashMap<Vec<String>, (u64, u64, String)> = HashMap::new();
     for (node, (bytes, blocks)) in by_node {
         let all = stacks.frames(node);
+        let site = site_line(&all, 3);
         let frames: Vec<String> = all[allocation_site(&all)..]
             .iter()
             .rev()
             .map(|f| frame_label(f).replace(';', ":"))
             .collect();
-        let e = out.entry(frames).or_default();
+        let e = out.entry(frames).or_insert((0, 0, site));
         e.0 += bytes;
         e.1 += blocks;
     }
@@ -65,10 +69,14 @@ pub fn compare(before: &Model, after: &Model) -> Vec<Change> {
     keys.dedup();
     let mut out: Vec<Change> = keys
         .into_iter()
-        .map(|k| Change {
-            frames: k.clone(),
-            before: a.get(k).copied().unwrap_or_default(),
-            after: b.get(k).copied().unwrap_or_default(),
+        .map(|k| {
+            let (x, y) = (a.get(k), b.get(k));
+            Change {
+                frames: k.clone(),
+                site: y.or(x).map(|v| v.2.clone()).unwrap_or_default(),
+                before: x.map(|v| (v.0, v.1)).unwrap_or_default(),
+                after: y.map(|v| (v.0, v.1)).unwrap_or_default(),
+            }
         })
         .filter(|c| c.before != c.after)
         .collect();
@@ -105,11 +113,12 @@ pub fn to_text(changes: &[Change], what: &str, limit: usize) -> String {
     {
         let _ = writeln!(
             o,
-            "{} bytes, {} blocks ({} -> {} bytes)",
+            "{} bytes, {} blocks ({} -> {} bytes): {}",
             signed(c.delta_bytes()),
             signed(c.delta_blocks()),
             commas(c.before.0),
-            commas(c.after.0)
+            commas(c.after.0),
+            c.site
         );
         for (i, f) in c.frames.iter().rev().take(8).enumerate() {
             let _ = writeln!(o, "   {} {f}", if i == 0 { "at" } else { "by" });
@@ -126,6 +135,7 @@ pub fn to_json(changes: &[Change], what: &str) -> Value {
         "changes": changes.iter().map(|c| json!({
             "delta_bytes": c.delta_bytes(),
             "delta_blocks": c.delta_blocks(),
+            "site": c.site,
             "before": {"bytes": c.before.0, "blocks": c.before.1},
             "after": {"bytes": c.after.0, "blocks": c.after.1},
             "stack": c.frames.iter().rev().collect::<Vec<_>>(),

@@ -156,6 +156,8 @@ struct Replay {
     /// Allocations made so far, per thread.
     thread_seq: HashMap<u32, u64>,
     temporary_threshold: u64,
+    /// The live heap changed in the current record: a point of the curve.
+    touched: bool,
 }
 
 impl Replay {
@@ -185,6 +187,7 @@ impl Replay {
             self.live_bytes -= old.size;
         }
         self.live_bytes += size;
+        self.touched = true;
         m.timeline.alloc(stack, size, self.now_us);
     }
 
@@ -196,6 +199,7 @@ impl Replay {
         };
         m.totals.frees += 1;
         self.live_bytes -= old.size;
+        self.touched = true;
         m.timeline.free(old.stack, old.size, self.now_us);
         let since = self
             .thread_seq
@@ -484,7 +488,9 @@ impl Model {
                     })
                 }
             }
-            m.timeline.sample(st.now_us, st.live_bytes);
+            if std::mem::take(&mut st.touched) {
+                m.timeline.sample(st.now_us, st.live_bytes);
+            }
             if st.live_bytes > m.totals.peak_bytes {
                 m.totals.peak_bytes = st.live_bytes;
                 m.totals.peak_time_us = st.now_us;

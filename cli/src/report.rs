@@ -3,13 +3,12 @@
 
 use crate::leaks::{analyze, Amount, Analysis, LossRecord, RecordKind, Suppressor, HEURISTICS};
 use crate::model::Model;
-use crate::stacks::{
-    allocation_site, frame_label, frame_name, language_name, module_short, user_site, Stacks,
-};
+use crate::stacks::{allocation_site, frame_name, language_name, module_short, site_line, Stacks};
 use crate::symbolize::Language;
 use leakhunt_format::{Cut, EndReason, LeakKind, Origin};
 use serde::Serialize;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 pub struct Options {
@@ -282,11 +281,11 @@ pub fn to_json(model: &Model, opts: &Options, supp: &dyn Suppressor) -> Value {
 }
 
 fn timeline_json(model: &Model) -> Value {
-    let v = crate::timeline::verdict(&model.timeline, model.duration_us);
+    let (v, e) = crate::timeline::verdict(&model.timeline, model.duration_us);
     json!({
-        "verdict": v.as_ref().map(|(v, _)| v.name()),
+        "verdict": v.name(),
         "duration_ms": model.duration_us as f64 / 1000.0,
-        "evidence": v.map(|(_, e)| e),
+        "evidence": e,
     })
 }
 
@@ -317,57 +316,50 @@ fn growth_json(model: &Model, stacks: &mut Stacks, opts: &Options) -> Value {
 
 /// The verdict and the growing call sites, for the text report.
 fn growth_text(model: &Model, stacks: &mut Stacks, o: &mut String) {
-    let Some((v, e)) = crate::timeline::verdict(&model.timeline, model.duration_us) else {
-        return;
-    };
-    let _ = writeln!(
-        o,
-        "HEAP GROWTH: {} (minima {:+.0} bytes/s over {:.1} s, {:.0}% of windows rising, fit {:.2})",
-        v.name(),
-        e.minima_slope_bytes_per_s,
-        e.to_ms / 1000.0,
-        e.consistency * 100.0,
-        e.fit
-    );
+    let (v, e) = crate::timeline::verdict(&model.timeline, model.duration_us);
+    let _ = writeln!(o, "HEAP GROWTH: {} ({})", v.name(), e.reason);
     let growth = crate::timeline::growth(&model.timeline, model.duration_us);
-    for g in growth.iter().take(5) {
-        let all = stacks.frames(g.stack);
-        let from = user_site(&all);
-        // Then its callers, without the interpreter's machinery between them.
-        let site = all[from..]
-            .iter()
-            .enumerate()
-            .filter(|(i, f)| {
-                *i == 0
-                    || f.language == Language::Python
-                    || !crate::stacks::is_runtime_module(&f.module)
-            })
-            .map(|(_, f)| f)
-            .take(3)
-            .map(|f| match (&f.file, f.line, f.language) {
-                (Some(file), Some(line), l) if l != Language::Python => {
-                    format!("{} ({}:{line})", frame_name(f), module_short(file))
-                }
-                _ => frame_label(f),
-            })
-            .collect::<Vec<_>>()
-            .join(" < ");
+    // Stacks that differ only below the line shown (the interpreter's or
+    // the C library's paths to malloc) are one site to the reader.
+    let mut sites: Vec<(String, u64, u64, f64, bool)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for g in &growth {
+        let line = site_line(&stacks.frames(g.stack), 3);
+        let i = *index.entry(line.clone()).or_insert_with(|| {
+            sites.push((line, 0, 0, 0.0, true));
+            sites.len() - 1
+        });
+        let s = &mut sites[i];
+        s.1 += g.bytes;
+        s.2 += g.blocks;
+        s.3 += g.share;
+        s.4 &= g.freed_at_exit;
+    }
+    sites.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    // A handful of sites that matter; the long tail in one line.
+    let shown = sites
+        .iter()
+        .enumerate()
+        .take_while(|(i, s)| *i < 5 && (*i == 0 || s.3 >= 0.02))
+        .count();
+    for (line, bytes, blocks, share, at_exit) in &sites[..shown] {
         let _ = writeln!(
             o,
-            "   +{} in {} ({:.0}% of the growth){}: {}",
-            plural(g.bytes, "byte", "bytes"),
-            plural(g.blocks, "block", "blocks"),
-            g.share * 100.0,
-            if g.freed_at_exit {
-                ", freed only at exit"
-            } else {
-                ""
-            },
-            if site.is_empty() {
-                "(no stack)".to_string()
-            } else {
-                site
-            }
+            "   +{} in {} ({:.0}% of the growth){}: {line}",
+            plural(*bytes, "byte", "bytes"),
+            plural(*blocks, "block", "blocks"),
+            share * 100.0,
+            if *at_exit { ", freed only at exit" } else { "" },
+        );
+    }
+    let rest = &sites[shown..];
+    if !rest.is_empty() {
+        let _ = writeln!(
+            o,
+            "   and {} smaller {}, +{} in all",
+            commas(rest.len() as u64),
+            if rest.len() == 1 { "site" } else { "sites" },
+            plural(rest.iter().map(|s| s.1).sum(), "byte", "bytes")
         );
     }
     let _ = writeln!(o);

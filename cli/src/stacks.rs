@@ -204,6 +204,27 @@ pub fn is_runtime_module(path: &str) -> bool {
     .any(|r| file.starts_with(r))
 }
 
+/// Frames of a language's standard library compiled into the program
+/// (Rust's std, core and alloc; libstdc++'s templates instantiated in it):
+/// they sit between the allocator and the program's own function.
+pub fn is_std_frame(f: &Frame) -> bool {
+    if f.language == Language::Python {
+        return false;
+    }
+    if f.file.as_deref().is_some_and(|p| {
+        p.starts_with("/rustc/") || p.contains("/.cargo/registry/") || p.contains("/include/c++/")
+    }) {
+        return true;
+    }
+    let Some(name) = f.function.as_deref() else {
+        return false;
+    };
+    let name = name.trim_start_matches('<');
+    ["std::", "core::", "alloc::", "__gnu_cxx::", "hashbrown::"]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
 /// Whether a Python file is the interpreter's library or an installed
 /// package rather than the program being run.
 fn is_library_python(file: &str) -> bool {
@@ -230,10 +251,42 @@ pub fn user_site(frames: &[Frame]) -> usize {
         .or_else(|| python(false))
         .or_else(|| {
             frames.iter().position(|f| {
-                !is_allocator_frame(f) && f.function.is_some() && !is_runtime_module(&f.module)
+                !is_allocator_frame(f)
+                    && f.function.is_some()
+                    && !is_runtime_module(&f.module)
+                    && !is_std_frame(f)
             })
         })
         .unwrap_or_else(|| allocation_site(frames))
+}
+
+/// A call site in one line, as growth entries, `diff` and `--from/--to`
+/// name it: the program's own frame first (`user_site`), with file:line,
+/// then up to `n - 1` of its callers, leaving out the C runtime, the
+/// interpreter and standard-library frames between them.
+pub fn site_line(frames: &[Frame], n: usize) -> String {
+    if frames.is_empty() {
+        return "(no stack)".into();
+    }
+    let from = user_site(frames);
+    frames[from..]
+        .iter()
+        .enumerate()
+        .filter(|(i, f)| {
+            *i == 0
+                || f.language == Language::Python
+                || !(is_runtime_module(&f.module) || is_std_frame(f))
+        })
+        .map(|(_, f)| f)
+        .take(n)
+        .map(|f| match (&f.file, f.line, f.language) {
+            (Some(file), Some(line), l) if l != Language::Python => {
+                format!("{} ({}:{line})", frame_name(f), module_short(file))
+            }
+            _ => frame_label(f),
+        })
+        .collect::<Vec<_>>()
+        .join(" < ")
 }
 
 /// Where the program's own frames start in a stack (innermost first).

@@ -3,13 +3,24 @@
 //! list or cache freed only at shutdown).
 //!
 //! Fed by the model's single pass in bounded memory: the curve keeps at most
-//! `MAX_BUCKETS` buckets (their width doubles when full), and per-stack live
-//! bytes are snapshotted at most `MAX_CHECKPOINTS` times.
+//! `MAX_BUCKETS` time slices and `MAX_WORK` slices of equal work (their
+//! width doubles when full), and per-stack live bytes are snapshotted at
+//! most `MAX_CHECKPOINTS` times.
+//!
+//! The verdict reads the heap's *floor*: at each moment, the least the heap
+//! will hold from then on until the end of the judged part. Memory the
+//! program keeps raises the floor; memory it gives back (a sawtooth, a
+//! temporary peak) does not. The floor is read against the work done
+//! (allocation and free events), not the clock, so a service idle between
+//! requests is judged on its requests. Startup (imports, a cache filled at
+//! start) and teardown (the frees before exit) are found and left out, and
+//! the evidence says which part of the run was judged.
 
 // Keys are addresses and stack ids: std's SipHash costs most of a replay.
 use ahash::AHashMap as HashMap;
 
 const MAX_BUCKETS: usize = 2048;
+const MAX_WORK: usize = 1024;
 const MAX_CHECKPOINTS: usize = 64;
 
 /// One slice of the run: the lowest and highest live heap seen in it.
@@ -21,6 +32,16 @@ pub struct Bucket {
     /// Highest resident set size sampled in it (0: none).
     pub rss_bytes: u64,
     /// Allocation and free events in it.
+    pub events: u64,
+}
+
+/// Consecutive allocation and free events (`Timeline::work_per` of them):
+/// the lowest live heap among them and when they happened.
+#[derive(Debug, Clone, Copy)]
+pub struct Work {
+    pub first_us: u64,
+    pub last_us: u64,
+    pub min_bytes: u64,
     pub events: u64,
 }
 
@@ -42,6 +63,10 @@ struct FreeTimes {
 pub struct Timeline {
     bucket_us: u64,
     pub buckets: Vec<Bucket>,
+    work_per: u64,
+    pub work: Vec<Work>,
+    /// The live heap after the last event.
+    last_live: u64,
     checkpoint_us: u64,
     pub checkpoints: Vec<Checkpoint>,
     live_by_stack: HashMap<u64, (u64, u64)>,
@@ -53,6 +78,9 @@ impl Default for Timeline {
         Timeline {
             bucket_us: 1000,
             buckets: Vec::new(),
+            work_per: 1,
+            work: Vec::new(),
+            last_live: 0,
             checkpoint_us: 10_000,
             checkpoints: Vec::new(),
             live_by_stack: HashMap::default(),
@@ -62,7 +90,7 @@ impl Default for Timeline {
 }
 
 impl Timeline {
-    /// The live heap is `live` bytes at `us`.
+    /// After an allocation or free event, the live heap is `live` bytes at `us`.
     pub fn sample(&mut self, us: u64, live: u64) {
         let start = us - us % self.bucket_us;
         match self.buckets.last_mut() {
@@ -84,6 +112,35 @@ impl Timeline {
                 }
             }
         }
+        match self.work.last_mut() {
+            Some(w) if w.events < self.work_per => {
+                w.last_us = us;
+                w.min_bytes = w.min_bytes.min(live);
+                w.events += 1;
+            }
+            _ => {
+                self.work.push(Work {
+                    first_us: us,
+                    last_us: us,
+                    min_bytes: live,
+                    events: 1,
+                });
+                if self.work.len() > MAX_WORK {
+                    self.work = self
+                        .work
+                        .chunks(2)
+                        .map(|c| Work {
+                            first_us: c[0].first_us,
+                            last_us: c[c.len() - 1].last_us,
+                            min_bytes: c.iter().map(|w| w.min_bytes).min().unwrap_or(0),
+                            events: c.iter().map(|w| w.events).sum(),
+                        })
+                        .collect();
+                    self.work_per *= 2;
+                }
+            }
+        }
+        self.last_live = live;
         if self
             .checkpoints
             .last()
@@ -104,7 +161,6 @@ impl Timeline {
             }
         }
     }
-
     pub fn rss(&mut self, bytes: u64) {
         if let Some(b) = self.buckets.last_mut() {
             b.rss_bytes = b.rss_bytes.max(bytes);
@@ -155,14 +211,15 @@ impl Timeline {
         }
     }
 
-    /// bytehound's recipe: every block of the call site was freed in the last
-    /// 2% of the run, and it had been allocating since well before.
-    pub fn freed_only_at_exit(&self, stack: u64, duration_us: u64) -> bool {
+    /// bytehound's recipe: every block of the call site was freed after
+    /// `end_us` (the teardown, or the last 2% of the run), and it had been
+    /// allocating since well before.
+    pub fn freed_only_at_exit(&self, stack: u64, end_us: u64, duration_us: u64) -> bool {
         let Some(f) = self.frees.get(&stack) else {
             return false;
         };
-        let tail = duration_us - duration_us / 50;
-        f.earliest_free_us.is_some_and(|t| t >= tail) && f.first_alloc_us + duration_us / 50 < tail
+        f.earliest_free_us.is_some_and(|t| t >= end_us)
+            && f.first_alloc_us + duration_us / 50 < end_us
     }
 }
 
@@ -172,12 +229,14 @@ impl Timeline {
 pub enum Verdict {
     /// A sawtooth with flat minima.
     Steady,
-    /// Minima rising steadily: the leak.
+    /// The floor rising with the work done: the leak.
     Growing,
     /// A step at startup, then flat: a big working set.
     EarlyGrowth,
     /// A step under load that stays flat afterwards.
     Burst,
+    /// Too short, or too few events, to tell.
+    Inconclusive,
 }
 
 impl Verdict {
@@ -187,120 +246,369 @@ impl Verdict {
             Verdict::Growing => "growing",
             Verdict::EarlyGrowth => "early-growth",
             Verdict::Burst => "burst",
+            Verdict::Inconclusive => "inconclusive",
         }
     }
 }
 
+/// A judged part with fewer allocation and free events than this, or
+/// shorter than `MIN_MS`, cannot tell a trend from a startup.
+pub const MIN_EVENTS: u64 = 200;
+pub const MIN_MS: f64 = 100.0;
+/// Windows of equal work the judged part is cut into.
+const WINDOWS: usize = 16;
+/// Finer windows, to find where a startup ends and a teardown begins.
+const FINE: usize = 64;
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Evidence {
+    /// Why this verdict, with the thresholds that decided it.
+    pub reason: String,
+    /// The floor's rise over the judged part, per second and per event.
     pub minima_slope_bytes_per_s: f64,
-    /// The rise of the minima over the window, per allocation or free event.
     pub minima_slope_bytes_per_event: f64,
-    /// Of the windows, the share whose minimum is at least the previous one's.
+    /// Of the steps between windows of equal work, the share in which the
+    /// floor rose (by at least a quarter of its mean step).
     pub consistency: f64,
-    /// R² of the straight line through the minima.
+    /// R² of the straight line through the floor.
     pub fit: f64,
+    /// The largest rise between two windows, as a share of the whole rise.
+    pub largest_step_share: f64,
     pub windows: usize,
+    /// The judged part of the run.
     pub from_ms: f64,
     pub to_ms: f64,
-    /// Rise of the minima from the first window to the last, in bytes.
+    /// Where a startup ended (then `from_ms`), when one was found.
+    pub startup_ms: Option<f64>,
+    /// Where a teardown began (then `to_ms`), when one was found.
+    pub teardown_ms: Option<f64>,
+    /// Allocation and free events in the judged part.
+    pub events: u64,
+    /// Rise of the floor over the judged part.
     pub rise_bytes: i64,
+    /// The floor at the end of the judged part.
+    pub floor_bytes: u64,
+    /// A consistent rise smaller than this is not growth: 4 KiB or 1% of
+    /// the floor.
+    pub growth_threshold_bytes: u64,
+    /// A step smaller than this is noise: 64 KiB or 10% of the floor.
+    pub step_threshold_bytes: u64,
     pub peak_bytes: u64,
 }
 
-/// Judges the curve from the minima of `WINDOWS` equal windows, leaving out
-/// the last 2% of the run (where a program frees everything before exit).
-pub fn verdict(tl: &Timeline, duration_us: u64) -> Option<(Verdict, Evidence)> {
-    const WINDOWS: usize = 16;
-    let end = duration_us - duration_us / 50;
-    if end < 10_000 || tl.buckets.len() < WINDOWS {
-        return None;
-    }
-    let width = end / WINDOWS as u64;
-    let mut minima: Vec<Option<u64>> = vec![None; WINDOWS];
-    let mut peak = 0;
-    for b in tl.buckets.iter().filter(|b| b.start_us < end) {
-        let w = ((b.start_us / width) as usize).min(WINDOWS - 1);
-        minima[w] = Some(minima[w].map_or(b.min_bytes, |m: u64| m.min(b.min_bytes)));
-        peak = peak.max(b.max_bytes);
-    }
-    let pts: Vec<(f64, f64)> = minima
-        .iter()
-        .enumerate()
-        .filter_map(|(i, m)| m.map(|m| ((i as f64 + 0.5) * width as f64 / 1e6, m as f64)))
-        .collect();
-    if pts.len() < WINDOWS / 2 {
-        return None;
-    }
-    let (slope, fit) = linear_fit(&pts);
-    let rises = pts.windows(2).filter(|w| w[1].1 >= w[0].1).count();
-    let consistency = rises as f64 / (pts.len() - 1) as f64;
-    let first = pts[0].1;
-    let last = pts[pts.len() - 1].1;
-    let rise = last - first;
-    let events: u64 = tl
-        .buckets
-        .iter()
-        .filter(|b| b.start_us < end)
-        .map(|b| b.events)
-        .sum();
-    let evidence = Evidence {
-        minima_slope_bytes_per_s: slope,
-        minima_slope_bytes_per_event: rise / events.max(1) as f64,
-        consistency,
-        fit,
-        windows: pts.len(),
-        from_ms: 0.0,
-        to_ms: end as f64 / 1000.0,
-        rise_bytes: rise as i64,
-        peak_bytes: peak,
-    };
-    // "Significant" is relative to the heap the program keeps anyway, with a
-    // floor: a cache of a few KiB filled at startup is not a working-set
-    // step, and a rise of a few KiB is noise.
-    let significant = |d: f64| d > 0.10 * last.max(1.0) && d > 64.0 * 1024.0;
-    // Where the minima reach the level they end at (and stay within 10% of it).
-    let near = |a: f64, b: f64| (a - b).abs() <= 0.1 * b.abs().max(1.0);
-    let level_at = (0..pts.len())
-        .rev()
-        .take_while(|&k| near(pts[k].1, last))
-        .last()
-        .unwrap_or(pts.len() - 1);
-    let flat_tail = pts.len() - level_at >= 3;
-    // Flat before the step too (a burst), or rising all along (growth)?
-    let flat_before = level_at >= 2 && pts[..level_at - 1].iter().all(|p| near(p.1, pts[0].1));
-    let v = if !significant(rise) {
-        Verdict::Steady
-    } else if flat_tail && level_at <= WINDOWS / 4 {
-        Verdict::EarlyGrowth
-    } else if flat_tail && flat_before {
-        Verdict::Burst
-    } else if consistency >= 0.6 && fit >= 0.6 {
-        Verdict::Growing
-    } else {
-        Verdict::Burst
-    };
-    Some((v, evidence))
+/// Consecutive work slices taken together.
+#[derive(Debug, Clone, Copy)]
+struct Win {
+    min: u64,
+    first_us: u64,
+    last_us: u64,
+    events: u64,
+    /// Its first slice, and one past its last.
+    start: usize,
+    end: usize,
 }
 
-/// Least squares: (slope, R²).
-fn linear_fit(pts: &[(f64, f64)]) -> (f64, f64) {
-    let n = pts.len() as f64;
-    let mx = pts.iter().map(|p| p.0).sum::<f64>() / n;
-    let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
-    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
-    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-    let syy: f64 = pts.iter().map(|p| (p.1 - my).powi(2)).sum();
-    if sxx == 0.0 {
-        return (0.0, 0.0);
+/// `n` windows of about equal work over the slices `from..to`.
+fn windows(work: &[Work], from: usize, to: usize, n: usize) -> Vec<Win> {
+    let len = to - from;
+    let n = n.min(len);
+    (0..n)
+        .map(|i| {
+            let (a, b) = (from + i * len / n, from + (i + 1) * len / n);
+            let s = &work[a..b];
+            Win {
+                min: s.iter().map(|w| w.min_bytes).min().unwrap_or(0),
+                first_us: s[0].first_us,
+                last_us: s[s.len() - 1].last_us,
+                events: s.iter().map(|w| w.events).sum(),
+                start: a,
+                end: b,
+            }
+        })
+        .collect()
+}
+
+/// At each window, the least the heap holds from then on.
+fn floor(w: &[Win]) -> Vec<u64> {
+    let mut f: Vec<u64> = w.iter().map(|w| w.min).collect();
+    for i in (0..f.len().saturating_sub(1)).rev() {
+        f[i] = f[i].min(f[i + 1]);
     }
-    let slope = sxy / sxx;
-    let r2 = if syy == 0.0 {
+    f
+}
+
+/// Least squares through (i, y[i]): (slope, intercept, residual sum of squares).
+fn line(y: &[u64], x0: usize) -> (f64, f64, f64) {
+    let n = y.len() as f64;
+    let xs = (0..y.len()).map(|i| (x0 + i) as f64);
+    let mx = xs.clone().sum::<f64>() / n;
+    let my = y.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let sxx: f64 = xs.clone().map(|x| (x - mx).powi(2)).sum();
+    let sxy: f64 = xs.zip(y).map(|(x, &v)| (x - mx) * (v as f64 - my)).sum();
+    let slope = if sxx == 0.0 { 0.0 } else { sxy / sxx };
+    let icept = my - slope * mx;
+    let sse = y
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (v as f64 - icept - slope * (x0 + i) as f64).powi(2))
+        .sum();
+    (slope, icept, sse)
+}
+
+fn step_threshold(floor: u64) -> u64 {
+    (64 * 1024).max(floor / 10)
+}
+
+fn growth_threshold(floor: u64) -> u64 {
+    4096u64.max(floor / 500)
+}
+
+/// Where the teardown begins (a work slice), when the run ends by giving
+/// back part of what it held: the top of the final decline. A decline that
+/// takes more than a quarter of the work is the program's own behaviour,
+/// not a teardown, and is judged with the rest.
+fn teardown(tl: &Timeline) -> Option<usize> {
+    let w = windows(&tl.work, 0, tl.work.len(), FINE);
+    if w.len() < WINDOWS {
+        return None;
+    }
+    let high = w.iter().map(|x| x.min).max()?;
+    let end_level = tl.last_live.min(w[w.len() - 1].min);
+    // A drop a growth could have made: a list of a few KiB freed at exit
+    // on top of a big heap still hides a trend.
+    if high <= end_level || high - end_level < growth_threshold(high) {
+        return None;
+    }
+    let half = end_level + (high - end_level) / 2;
+    let mut k = w.iter().rposition(|x| x.min >= half)?;
+    loop {
+        if k >= 1 && w[k - 1].min > w[k].min {
+            k -= 1;
+        } else if k >= 2 && w[k - 2].min > w[k].min + (high - end_level) / 20 {
+            // One window of pause in the decline.
+            k -= 2;
+        } else {
+            break;
+        }
+    }
+    let end = w[k].end;
+    let all: u64 = w.iter().map(|x| x.events).sum();
+    let tail: u64 = tl.work[end..].iter().map(|x| x.events).sum();
+    (end < tl.work.len() && tail * 4 <= all).then_some(end)
+}
+
+/// Where the startup ends (a work slice), when the floor rose from the
+/// start much faster than it did afterwards (imports, a cache filled at
+/// start): the knee of the best two-line fit over its first half.
+fn startup(tl: &Timeline, end: usize) -> Option<usize> {
+    let w = windows(&tl.work, 0, end, FINE);
+    let n = w.len();
+    if n < WINDOWS {
+        return None;
+    }
+    let f = floor(&w);
+    let (k, _) = (2..=n / 2)
+        .map(|k| (k, line(&f[..k], 0).2 + line(&f[k..], k).2))
+        .min_by(|a, b| a.1.total_cmp(&b.1))?;
+    let (s1, _, _) = line(&f[..k], 0);
+    let (s2, _, _) = line(&f[k..], k);
+    let rise = f[k] - f[0];
+    let from_the_start = f[k / 2] - f[0] >= rise / 5;
+    (s1 > 0.0 && s1 >= 4.0 * s2.max(0.0) && rise >= step_threshold(f[n - 1]) && from_the_start)
+        .then_some(w[k].start)
+}
+
+/// Floor statistics of windows: (rise, rising steps, steps, largest step).
+fn rises(g: &[u64]) -> (u64, usize, usize, u64) {
+    let rise = g[g.len() - 1] - g[0];
+    let steps = g.len() - 1;
+    let mean = rise as f64 / steps.max(1) as f64;
+    let d = g.windows(2).map(|p| p[1] - p[0]);
+    let rising = d
+        .clone()
+        .filter(|&x| rise > 0 && x as f64 >= mean / 4.0)
+        .count();
+    (rise, rising, steps, d.max().unwrap_or(0))
+}
+
+/// Judges the heap's floor over the part of the run between its startup
+/// and its teardown (see the module's documentation).
+pub fn verdict(tl: &Timeline, duration_us: u64) -> (Verdict, Evidence) {
+    let all_events: u64 = tl.work.iter().map(|w| w.events).sum();
+    let mut e = Evidence {
+        reason: String::new(),
+        minima_slope_bytes_per_s: 0.0,
+        minima_slope_bytes_per_event: 0.0,
+        consistency: 0.0,
+        fit: 0.0,
+        largest_step_share: 0.0,
+        windows: 0,
+        from_ms: 0.0,
+        to_ms: duration_us as f64 / 1000.0,
+        startup_ms: None,
+        teardown_ms: None,
+        events: all_events,
+        rise_bytes: 0,
+        floor_bytes: tl.last_live,
+        growth_threshold_bytes: 0,
+        step_threshold_bytes: 0,
+        peak_bytes: tl.buckets.iter().map(|b| b.max_bytes).max().unwrap_or(0),
+    };
+    let too_few = |events: u64, ms: f64| {
+        if events < MIN_EVENTS {
+            Some(format!(
+                "only {events} allocation and free events to judge; a trend needs at least {MIN_EVENTS}"
+            ))
+        } else if ms < MIN_MS {
+            Some(format!(
+                "the part to judge lasted {ms:.0} ms; a trend needs at least {MIN_MS:.0} ms"
+            ))
+        } else {
+            None
+        }
+    };
+    if let Some(why) = too_few(all_events, duration_us as f64 / 1000.0) {
+        e.reason = why;
+        return (Verdict::Inconclusive, e);
+    }
+    let end = teardown(tl).unwrap_or(tl.work.len());
+    let from = startup(tl, end).unwrap_or(0);
+    let ph = windows(&tl.work, from, end, WINDOWS);
+    let g = floor(&ph);
+    let n = ph.len();
+    e.from_ms = ph[0].first_us as f64 / 1000.0;
+    e.to_ms = ph[n - 1].last_us as f64 / 1000.0;
+    e.startup_ms = (from > 0).then_some(e.from_ms);
+    e.teardown_ms = (end < tl.work.len()).then(|| tl.work[end].first_us as f64 / 1000.0);
+    e.events = ph.iter().map(|w| w.events).sum();
+    e.windows = n;
+    let (from_us, to_us) = (ph[0].first_us, ph[n - 1].last_us);
+    e.peak_bytes = tl
+        .buckets
+        .iter()
+        .filter(|b| b.start_us + tl.bucket_us > from_us && b.start_us <= to_us)
+        .map(|b| b.max_bytes)
+        .max()
+        .unwrap_or(0);
+    let judged = match (e.startup_ms, e.teardown_ms) {
+        (Some(s), Some(t)) => format!(
+            "judged {:.2}-{:.2} s: after the startup (the floor's steep rise until {:.2} s), before the teardown (from {:.2} s)",
+            e.from_ms / 1e3, e.to_ms / 1e3, s / 1e3, t / 1e3
+        ),
+        (Some(s), None) => format!(
+            "judged {:.2}-{:.2} s: after the startup (the floor's steep rise until {:.2} s)",
+            e.from_ms / 1e3, e.to_ms / 1e3, s / 1e3
+        ),
+        (None, Some(t)) => format!(
+            "judged {:.2}-{:.2} s: before the teardown (from {:.2} s)",
+            e.from_ms / 1e3, e.to_ms / 1e3, t / 1e3
+        ),
+        (None, None) => format!("judged the whole run, {:.2}-{:.2} s", e.from_ms / 1e3, e.to_ms / 1e3),
+    };
+    if let Some(why) = too_few(e.events, e.to_ms - e.from_ms).filter(|_| n >= 2) {
+        e.reason = format!("{why} ({judged})");
+        return (Verdict::Inconclusive, e);
+    }
+    if n < 2 {
+        e.reason = format!("too few windows to judge ({judged})");
+        return (Verdict::Inconclusive, e);
+    }
+    let (rise, rising, steps, largest) = rises(&g);
+    let level = g[n - 1];
+    let (thr_g, thr_s) = (growth_threshold(level), step_threshold(level));
+    e.rise_bytes = rise as i64;
+    e.floor_bytes = level;
+    e.growth_threshold_bytes = thr_g;
+    e.step_threshold_bytes = thr_s;
+    e.consistency = rising as f64 / steps as f64;
+    e.largest_step_share = if rise == 0 {
         0.0
     } else {
-        (sxy * sxy) / (sxx * syy)
+        largest as f64 / rise as f64
     };
-    (slope, r2)
+    let secs = ((to_us - from_us) as f64 / 1e6).max(1e-6);
+    e.minima_slope_bytes_per_s = rise as f64 / secs;
+    e.minima_slope_bytes_per_event = rise as f64 / e.events.max(1) as f64;
+    let (_, _, sse) = line(&g, 0);
+    let my = g.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+    let syy: f64 = g.iter().map(|&v| (v as f64 - my).powi(2)).sum();
+    e.fit = if syy == 0.0 { 0.0 } else { 1.0 - sse / syy };
+    let at = |i: usize| ph[i].first_us as f64 / 1e6;
+    let reached = |share: f64| {
+        (0..n)
+            .find(|&i| (g[i] - g[0]) as f64 >= share * rise as f64)
+            .unwrap_or(n - 1)
+    };
+    let hb = |b: u64| human_bytes(b as f64);
+    let trend = format!(
+        "the floor rose in {rising} of {steps} steps of equal work, by {} in all (+{}/s)",
+        hb(rise),
+        hb(e.minima_slope_bytes_per_s as u64)
+    );
+    let (half_rise, half_rising, half_steps, _) = rises(&g[n / 2..]);
+    let consistent = e.consistency >= 0.6 && e.largest_step_share < 0.5;
+    let not_trend = |rising: usize, steps: usize| {
+        if consistent {
+            format!(
+                "rising in {rising} of {steps} steps, but by less than the {} a trend must reach (4 KiB or 0.2% of the floor)",
+                hb(thr_g)
+            )
+        } else {
+            format!("not as a trend: {rising} of {steps} steps rose")
+        }
+    };
+    let v = if rise >= thr_g && consistent {
+        e.reason = format!(
+            "{trend}: a trend (at least 60% of the steps, no step over half the rise, and over the {} threshold: 4 KiB or 0.2% of the floor); {judged}",
+            hb(thr_g)
+        );
+        Verdict::Growing
+    } else if rise >= thr_s
+        && reached(0.9) >= n - 2
+        && half_rise >= thr_g
+        && half_rising * 2 >= half_steps
+    {
+        e.reason = format!(
+            "{trend}, still rising through its second half ({half_rising} of {half_steps} steps, {}); {judged}",
+            hb(half_rise)
+        );
+        Verdict::Growing
+    } else if rise >= thr_s && reached(0.5) < n / 4 {
+        e.reason = format!(
+            "the floor rose by {} by {:.2} s and then stayed (over the {} threshold for a step: 64 KiB or 10% of the floor); {judged}",
+            hb(rise),
+            at(reached(0.9)),
+            hb(thr_s)
+        );
+        Verdict::EarlyGrowth
+    } else if rise >= thr_s {
+        e.reason = format!(
+            "the floor stepped up by {} around {:.2} s and stayed there ({:.0}% of it in one step; over the {} threshold for a step: 64 KiB or 10% of the floor); {judged}",
+            hb(rise),
+            at(reached(0.5)),
+            e.largest_step_share * 100.0,
+            hb(thr_s)
+        );
+        Verdict::Burst
+    } else if let Some(s) = e.startup_ms {
+        e.reason = format!(
+            "the floor rose during the startup (until {:.2} s) and then by only {} (under the {} threshold for a step: 64 KiB or 10% of the floor), {}; {judged}",
+            s / 1e3,
+            hb(rise),
+            hb(thr_s),
+            not_trend(rising, steps)
+        );
+        Verdict::EarlyGrowth
+    } else {
+        e.reason = format!(
+            "the floor moved by only {} (under the {} threshold for a step: 64 KiB or 10% of the floor), {}; {judged}",
+            hb(rise),
+            hb(thr_s),
+            not_trend(rising, steps)
+        );
+        Verdict::Steady
+    };
+    (v, e)
 }
 
 /// A call site whose live bytes grew across the run.
@@ -317,11 +625,22 @@ pub struct Growth {
     pub freed_at_exit: bool,
 }
 
-/// Call sites whose live bytes rose across the run (over the checkpoints
-/// before the final 2%), largest growth first.
+/// Call sites whose live bytes rose over the judged part of the run
+/// (between its startup and its teardown, see `verdict`), largest growth
+/// first.
 pub fn growth(tl: &Timeline, duration_us: u64) -> Vec<Growth> {
-    let end = duration_us - duration_us / 50;
-    let cps: Vec<&Checkpoint> = tl.checkpoints.iter().filter(|c| c.us <= end).collect();
+    let (_, e) = verdict(tl, duration_us);
+    let (from_us, to_us) = ((e.from_ms * 1000.0) as u64, (e.to_ms * 1000.0) as u64);
+    let end_us = if e.teardown_ms.is_some() {
+        to_us
+    } else {
+        duration_us - duration_us / 50
+    };
+    let cps: Vec<&Checkpoint> = tl
+        .checkpoints
+        .iter()
+        .filter(|c| c.us >= from_us && c.us <= to_us.min(end_us))
+        .collect();
     if cps.len() < 3 {
         return Vec::new();
     }
@@ -351,7 +670,7 @@ pub fn growth(tl: &Timeline, duration_us: u64) -> Vec<Growth> {
                 blocks: last_n.saturating_sub(series[0].2),
                 checkpoints: series.iter().map(|p| (p.0, p.1)).collect(),
                 share: 0.0,
-                freed_at_exit: tl.freed_only_at_exit(s, duration_us),
+                freed_at_exit: tl.freed_only_at_exit(s, end_us, duration_us),
             });
         }
     }
@@ -412,15 +731,40 @@ pub fn svg(tl: &Timeline, duration_us: u64, peak: (u64, u64), program: &str) -> 
 <rect x="0" y="0" width="{w}" height="{h}" fill="#fafafa"/>
 "##
     ));
-    let verdict = verdict(tl, duration_us);
-    let title = match &verdict {
-        Some((v, e)) => format!(
-            "leakhunt: live heap over time: {} (minima {:+} per second)",
+    let (v, e) = verdict(tl, duration_us);
+    let title = match v {
+        Verdict::Inconclusive => format!(
+            "leakhunt: live heap over time: {} (too short or too few events to judge)",
+            v.name()
+        ),
+        _ => format!(
+            "leakhunt: live heap over time: {} (floor {}{} per second)",
             v.name(),
+            if e.minima_slope_bytes_per_s < 0.0 {
+                "-"
+            } else {
+                "+"
+            },
             human_bytes(e.minima_slope_bytes_per_s.abs()).replace(' ', "\u{a0}")
         ),
-        None => "leakhunt: live heap over time (too short for a verdict)".to_string(),
     };
+    // The parts left out of the verdict, greyed, with the reason on hover.
+    for (a, b, what) in [
+        (0.0, e.startup_ms, "startup: not judged"),
+        (
+            e.teardown_ms.unwrap_or(0.0),
+            e.teardown_ms.map(|_| dur / 1000.0),
+            "teardown: not judged",
+        ),
+    ] {
+        if let Some(b) = b {
+            s.push_str(&format!(
+                "<rect x=\"{:.1}\" y=\"{top}\" width=\"{:.1}\" height=\"{ph:.1}\" fill=\"#e0e0e0\" fill-opacity=\"0.6\"><title>{what}</title></rect>\n",
+                x(a * 1000.0),
+                (x(b * 1000.0) - x(a * 1000.0)).max(0.0)
+            ));
+        }
+    }
     s.push_str(&format!(
         "<text x=\"{}\" y=\"28\" font-size=\"18\" text-anchor=\"middle\">{}</text>\n<text x=\"{}\" y=\"50\" font-size=\"12\" text-anchor=\"middle\" fill=\"#555\">{}</text>\n",
         w / 2.0,
@@ -529,29 +873,86 @@ mod tests {
 
     /// A 10 s run sampled every millisecond: a 200 KiB sawtooth (period
     /// 100 ms) on top of `base(t)` bytes.
-    fn run(base: impl Fn(f64) -> f64) -> Option<Verdict> {
+    fn run(base: impl Fn(f64) -> f64) -> Verdict {
         let mut tl = Timeline::default();
         let dur = 10_000_000u64;
         for us in (0..dur).step_by(1000) {
             let saw = (us % 100_000) as f64 / 100_000.0 * 200.0 * 1024.0;
             tl.sample(us, (base(us as f64 / 1e6) + saw) as u64);
         }
-        verdict(&tl, dur).map(|(v, _)| v)
+        let (v, e) = verdict(&tl, dur);
+        eprintln!("{}: {}", v.name(), e.reason);
+        v
     }
 
     const MIB: f64 = 1024.0 * 1024.0;
 
     #[test]
-    fn the_four_verdicts() {
-        assert_eq!(run(|_| 4.0 * MIB), Some(Verdict::Steady));
-        assert_eq!(run(|t| 4.0 * MIB + t * 0.5 * MIB), Some(Verdict::Growing));
+    fn the_four_shapes() {
+        assert_eq!(run(|_| 4.0 * MIB), Verdict::Steady);
+        assert_eq!(run(|t| 4.0 * MIB + t * 0.5 * MIB), Verdict::Growing);
         assert_eq!(
             run(|t| if t < 1.0 { t * 8.0 * MIB } else { 8.0 * MIB }),
-            Some(Verdict::EarlyGrowth)
+            Verdict::EarlyGrowth
         );
         assert_eq!(
             run(|t| if t < 5.0 { 2.0 * MIB } else { 10.0 * MIB }),
-            Some(Verdict::Burst)
+            Verdict::Burst
+        );
+    }
+
+    #[test]
+    fn a_startup_then_a_trend_is_judged_on_the_trend() {
+        // 20 MiB of imports in the first 3 s, then 30 KiB/s.
+        assert_eq!(
+            run(|t| if t < 3.0 {
+                t / 3.0 * 20.0 * MIB
+            } else {
+                20.0 * MIB + (t - 3.0) * 30.0 * 1024.0
+            }),
+            Verdict::Growing
+        );
+        // The same startup, then nothing kept.
+        assert_eq!(
+            run(|t| if t < 3.0 {
+                t / 3.0 * 20.0 * MIB
+            } else {
+                20.0 * MIB
+            }),
+            Verdict::EarlyGrowth
+        );
+    }
+
+    #[test]
+    fn a_small_steady_leak_is_growth() {
+        // 2 KiB/s under a 200 KiB sawtooth: 20 KiB over the run.
+        assert_eq!(run(|t| 64.0 * 1024.0 + t * 2048.0), Verdict::Growing);
+    }
+
+    #[test]
+    fn growth_freed_at_exit_is_judged_before_the_teardown() {
+        // 1 MiB/s for 9 s, then everything freed.
+        assert_eq!(
+            run(|t| if t < 9.0 {
+                4.0 * MIB + t * MIB
+            } else {
+                1.0 * MIB
+            }),
+            Verdict::Growing
+        );
+        // A small list freed at exit on top of a big heap.
+        assert_eq!(
+            run(|t| if t < 9.5 {
+                40.0 * MIB + t * 100.0 * 1024.0
+            } else {
+                40.0 * MIB
+            }),
+            Verdict::Growing
+        );
+        // Steady, then a teardown.
+        assert_eq!(
+            run(|t| if t < 9.5 { 4.0 * MIB } else { 0.0 }),
+            Verdict::Steady
         );
     }
 
@@ -559,15 +960,25 @@ mod tests {
     fn a_small_cache_filled_at_startup_is_steady() {
         assert_eq!(
             run(|t| if t < 0.05 { 0.0 } else { 6.0 * 1024.0 }),
-            Some(Verdict::Steady)
+            Verdict::Steady
         );
     }
 
     #[test]
-    fn too_short_for_a_verdict() {
+    fn too_short_or_too_few_events_is_inconclusive() {
         let mut tl = Timeline::default();
-        tl.sample(0, 10);
-        tl.sample(1000, 20);
-        assert!(verdict(&tl, 2000).is_none());
+        for us in (0..36_000).step_by(10) {
+            tl.sample(us, us);
+        }
+        let (v, e) = verdict(&tl, 36_000);
+        assert_eq!(v, Verdict::Inconclusive);
+        assert!(e.reason.contains("36 ms"), "{}", e.reason);
+        let mut tl = Timeline::default();
+        for i in 0..10 {
+            tl.sample(i * 200_000, i * 1000);
+        }
+        let (v, e) = verdict(&tl, 2_000_000);
+        assert_eq!(v, Verdict::Inconclusive);
+        assert!(e.reason.contains("only 10 "), "{}", e.reason);
     }
 }
