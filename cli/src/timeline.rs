@@ -360,13 +360,13 @@ fn step_threshold(floor: u64) -> u64 {
 }
 
 fn growth_threshold(floor: u64) -> u64 {
-    4096u64.max(floor / 500)
+    4096u64.max(floor / 200)
 }
 
 /// Where the teardown begins (a work slice), when the run ends by giving
 /// back part of what it held: the top of the final decline. A decline that
-/// takes more than a quarter of the work is the program's own behaviour,
-/// not a teardown, and is judged with the rest.
+/// takes more than a quarter of the work and a tenth of the time is the
+/// program's own behaviour, not a teardown, and is judged with the rest.
 fn teardown(tl: &Timeline) -> Option<usize> {
     let w = windows(&tl.work, 0, tl.work.len(), FINE);
     if w.len() < WINDOWS {
@@ -392,30 +392,83 @@ fn teardown(tl: &Timeline) -> Option<usize> {
         }
     }
     let end = w[k].end;
+    if end >= tl.work.len() {
+        return None;
+    }
     let all: u64 = w.iter().map(|x| x.events).sum();
     let tail: u64 = tl.work[end..].iter().map(|x| x.events).sum();
-    (end < tl.work.len() && tail * 4 <= all).then_some(end)
+    // Freeing a big startup's every block is much work, but quick.
+    let (t0, t1) = (tl.work[0].first_us, tl.work[tl.work.len() - 1].last_us);
+    let quick = (t1 - tl.work[end].first_us) * 10 <= t1 - t0;
+    (tail * 4 <= all || quick).then_some(end)
 }
 
 /// Where the startup ends (a work slice), when the floor rose from the
 /// start much faster than it did afterwards (imports, a cache filled at
-/// start): the knee of the best two-line fit over its first half.
+/// start). Looked for against the clock and against the work: importing a
+/// framework can be nearly all of a short run's allocations (Flask's are
+/// 94% of forty requests'), and a startup can be quick but much work.
 fn startup(tl: &Timeline, end: usize) -> Option<usize> {
     let w = windows(&tl.work, 0, end, FINE);
-    let n = w.len();
-    if n < WINDOWS {
+    if w.len() < WINDOWS {
         return None;
     }
-    let f = floor(&w);
-    let (k, _) = (2..=n / 2)
+    // Against the clock: equal spans of time; a span without events holds
+    // the level of the next one.
+    let (t0, t1) = (w[0].first_us, w[w.len() - 1].last_us);
+    let span = ((t1 - t0) / FINE as u64).max(1);
+    let mut by_time: Vec<Option<u64>> = vec![None; FINE];
+    for b in tl
+        .buckets
+        .iter()
+        .filter(|b| b.start_us >= t0 && b.start_us < t1)
+    {
+        let i = (((b.start_us - t0) / span) as usize).min(FINE - 1);
+        by_time[i] = Some(by_time[i].map_or(b.min_bytes, |m| m.min(b.min_bytes)));
+    }
+    let mut next = by_time.iter().rev().find_map(|m| *m).unwrap_or(0);
+    let mut clock: Vec<u64> = vec![0; FINE];
+    for i in (0..FINE).rev() {
+        next = by_time[i].map_or(next, |m| m.min(next));
+        clock[i] = next;
+    }
+    if let Some(k) = knee(&clock) {
+        let t = t0 + k as u64 * span;
+        return Some(tl.work[..end].partition_point(|x| x.first_us < t));
+    }
+    knee(&floor(&w)).map(|k| w[k].start)
+}
+
+/// The window where a floor's steep initial rise ends: the knee of the best
+/// two-line fit, when the first line rises from the start, at least four
+/// times as steeply as the second, and by a step's worth. A quarter of the
+/// axis at least is left to judge: a rise that only slows near the end
+/// (a cache filling its key space) is not a startup.
+fn knee(f: &[u64]) -> Option<usize> {
+    let n = f.len();
+    let (k, _) = (2..=n * 3 / 4)
         .map(|k| (k, line(&f[..k], 0).2 + line(&f[k..], k).2))
         .min_by(|a, b| a.1.total_cmp(&b.1))?;
     let (s1, _, _) = line(&f[..k], 0);
     let (s2, _, _) = line(&f[k..], k);
     let rise = f[k] - f[0];
     let from_the_start = f[k / 2] - f[0] >= rise / 5;
-    (s1 > 0.0 && s1 >= 4.0 * s2.max(0.0) && rise >= step_threshold(f[n - 1]) && from_the_start)
-        .then_some(w[k].start)
+    if !(s1 > 0.0 && s1 >= 4.0 * s2.max(0.0) && rise >= step_threshold(f[n - 1]) && from_the_start)
+    {
+        return None;
+    }
+    // The fit puts the knee where the rise starts to slow; the startup ends
+    // after its last window that still rises much faster than the later
+    // pace (imports trail off, pause, and go on at the first requests).
+    let (later, _, _) = line(&f[(k + n) / 2..], (k + n) / 2);
+    let slack = step_threshold(f[n - 1]) as f64 / n as f64;
+    let steep = |j: usize| (f[j + 1] - f[j]) as f64 > 2.0 * later.max(0.0) + slack;
+    Some(
+        (k..n * 3 / 4)
+            .rev()
+            .find(|&j| steep(j))
+            .map_or(k, |j| j + 1),
+    )
 }
 
 /// Floor statistics of windows: (rise, rising steps, steps, largest step).
@@ -550,7 +603,7 @@ pub fn verdict(tl: &Timeline, duration_us: u64) -> (Verdict, Evidence) {
     let not_trend = |rising: usize, steps: usize| {
         if consistent {
             format!(
-                "rising in {rising} of {steps} steps, but by less than the {} a trend must reach (4 KiB or 0.2% of the floor)",
+                "rising in {rising} of {steps} steps, but by less than the {} a trend must reach (4 KiB or 0.5% of the floor)",
                 hb(thr_g)
             )
         } else {
@@ -559,7 +612,7 @@ pub fn verdict(tl: &Timeline, duration_us: u64) -> (Verdict, Evidence) {
     };
     let v = if rise >= thr_g && consistent {
         e.reason = format!(
-            "{trend}: a trend (at least 60% of the steps, no step over half the rise, and over the {} threshold: 4 KiB or 0.2% of the floor); {judged}",
+            "{trend}: a trend (at least 60% of the steps, no step over half the rise, and over the {} threshold: 4 KiB or 0.5% of the floor); {judged}",
             hb(thr_g)
         );
         Verdict::Growing

@@ -164,6 +164,38 @@ fn own_tls() -> Option<(i64, u64)> {
     Some((data as i64 - stop::thread_pointer() as i64, size))
 }
 
+/// How far below the thread pointer the static TLS blocks in use reach (the
+/// same in every thread): the lowest `dlpi_tls_data` of this thread's
+/// modules. The loader's static size counts a surplus for later dlopens,
+/// which can reach below the TLS mapping into a neighbour that our own
+/// allocations unmap during the scan (a read there faulted, 1 run in 3 of
+/// a program with a big heap). Looked up before the world stops: the
+/// loader takes its lock.
+fn static_tls_in_use() -> Option<u64> {
+    unsafe extern "C" fn cb(
+        info: *mut libc::dl_phdr_info,
+        size: usize,
+        data: *mut c_void,
+    ) -> libc::c_int {
+        // SAFETY: as in `own_tls`.
+        unsafe {
+            let low = &mut *(data as *mut u64);
+            let info = &*(info as *const PhdrInfo);
+            if size >= core::mem::size_of::<PhdrInfo>() && !info.tls_data.is_null() {
+                let d = info.tls_data as u64;
+                if d < stop::thread_pointer() {
+                    *low = (*low).min(d);
+                }
+            }
+            0
+        }
+    }
+    let mut low = u64::MAX;
+    // SAFETY: the callback only reads what the loader passes it.
+    unsafe { libc::dl_iterate_phdr(Some(cb), (&mut low as *mut u64).cast()) };
+    (low != u64::MAX).then(|| stop::thread_pointer() - low)
+}
+
 /// `ranges` minus `holes` (both sorted, non-overlapping).
 fn subtract(ranges: Vec<(u64, u64)>, holes: &[(u64, u64)]) -> Vec<(u64, u64)> {
     let mut out = Vec::with_capacity(ranges.len() + holes.len());
@@ -432,9 +464,11 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
         }
         let tls = own_tls();
         let py = py_type_type();
+        let in_use = static_tls_in_use();
         let (s, m, b) = stop::stop_world(me);
-        (s, m, b, freeres_functions(), tls, py)
+        (s, m, b, freeres_functions(), (tls, in_use), py)
     };
+    let (own_tls, tls_in_use) = own_tls;
     // Unguarded: these frees are the program's runtime's, and are recorded.
     for f in &freeres {
         f();
@@ -444,7 +478,7 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
     // Every other thread is parked outside our hooks: none holds the allocator
     // lock, so the scan may allocate (through the real allocator, unrecorded).
     let maps = read_maps();
-    let tls = static_tls_size();
+    let tls = tls_in_use.unwrap_or_else(static_tls_size);
     if !writer::request(crate::queue::kind::FLUSH, 0, 0, Duration::from_secs(10)) {
         writer::say("the writer did not answer; no leak scan");
         return;

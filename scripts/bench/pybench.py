@@ -13,8 +13,10 @@ machine hits every tool alike. Workloads:
 leakhunt records every object under pymalloc (it wraps CPython's allocator
 domains); memray and heaptrack, run as users run them, see only pymalloc's
 arenas plus the larger blocks. "memray --native (malloc)" runs memray with
-PYTHONMALLOC=malloc, so that it sees the same events as leakhunt, and "bare
-(malloc)" shows what that allocator switch costs by itself.
+PYTHONMALLOC=malloc, so that it sees the same events as leakhunt;
+"memray --native --trace-python-allocators" is memray's own way to see every
+object under pymalloc (the like-for-like row); "bare (malloc)" shows what the
+allocator switch costs by itself.
 """
 import os
 import shutil
@@ -154,6 +156,9 @@ def table(cmds, runs):
         msg = f"leakhunt run / memray --native = {lh / native:.2f}"
         if same:
             msg += f"; / memray --native with PYTHONMALLOC=malloc (same events) = {lh / same:.2f}"
+        every = med.get("memray --native --trace-python-allocators")
+        if every:
+            msg += f"; / memray --native --trace-python-allocators (every object) = {lh / every:.2f}"
         print(msg)
 
 
@@ -218,6 +223,10 @@ def main(root, runs, tmp, leakhunt, preload):
                 Command("memray", [*memray, *target]),
                 Command("memray --native", [*memray, "--native", *target]),
                 Command("memray --native (malloc)", [*memray, "--native", *target], malloc),
+                # memray's own way to see every object under pymalloc, as
+                # leakhunt does: the like-for-like row.
+                Command("memray --native --trace-python-allocators",
+                        [*memray, "--native", "--trace-python-allocators", *target]),
             ]
         if heaptrack:
             ht = [heaptrack, "-o", os.path.join(out, "h"), py, *target]
