@@ -7,8 +7,8 @@ so the requests are handled one at a time in the main thread), prints
 "listening port=<port> pid=<pid>" on stdout, and serves until stopped
 (Ctrl-C, SIGTERM or SIGKILL; scripts/growth/record.py sends them).
 `keep`: every GET /work appends a bytearray(320_000) to a module-level
-list (growing, the append line first). `nothing`: the same work, nothing
-kept (steady, or early-growth: importing Flask is growth at start)."""
+list, allocated on the append line (growing, the append line first).
+`nothing`: the same work, nothing kept (steady, or early-growth: importing Flask is growth at start)."""
 import os
 import sys
 
@@ -22,10 +22,11 @@ app = Flask(__name__)
 
 @app.route("/work")
 def work():
-    buf = bytearray(320_000)
-    buf[0] = 1
     if KEEP:
-        HISTORY.append(buf)  # @site:flask_append
+        HISTORY.append(bytearray(320_000))  # @site:flask_append
+    else:
+        scratch = bytearray(320_000)  # the same work, dropped with the request
+        scratch[0] = 1
     return f"ok {len(HISTORY)}\n"
 
 
