@@ -55,8 +55,40 @@ def expected_for(name, expected):
 
 # ---------------------------------------------------------------- one run
 
+def compact_name(fn):
+    """A C++ or Rust name without its template arguments and parameters:
+    `std::vector<int, std::allocator<int> >::push_back(int const&)` ->
+    `std::vector<>::push_back`. Python names (`<module>`, `<lambda>`) are
+    left alone."""
+    if "::" not in fn:
+        return fn
+    head = ""
+    if fn.startswith("<"):  # Rust's `<T as Trait>::method`: keep the impl
+        depth = 0
+        for k, ch in enumerate(fn):
+            depth += ch == "<"
+            depth -= ch == ">"
+            if depth == 0:
+                head, fn = fn[:k + 1], fn[k + 1:]
+                break
+    out, depth = [head], 0
+    for ch in fn:
+        if ch in "<(":
+            if depth == 0:
+                out.append(ch)
+            depth += 1
+        elif ch in ">)" and depth:
+            depth -= 1
+            if depth == 0:
+                out.append(ch)
+        elif depth == 0:
+            out.append(ch)
+    name = "".join(out)
+    return name[:-2] if name.endswith("()") else name
+
+
 def compact_frame(f):
-    fn = f.get("function") or "??"
+    fn = compact_name(f.get("function") or "??")
     file = f.get("file")
     if file:
         loc = f"{os.path.basename(file)}:{f.get('line')}" if f.get("line") is not None else os.path.basename(file)
