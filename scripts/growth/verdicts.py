@@ -160,6 +160,11 @@ def report_one(lh, trace, limit, frames):
 
 # ---------------------------------------------------------------- the table
 
+def run_key(trace):
+    stem = Path(trace).stem
+    return (0, int(stem), "") if stem.isdigit() else (1, 0, stem)
+
+
 def human(n):
     a = abs(n)
     for unit, div in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
@@ -264,7 +269,7 @@ def main():
 
     jobs = []
     for d in dirs:
-        traces = sorted(d.glob("*.trace"), key=lambda p: (len(p.stem), p.stem))
+        traces = sorted(d.glob("*.trace"), key=run_key)
         for t in traces:
             jobs.append((d.name, t))
     results = {}
@@ -277,7 +282,7 @@ def main():
     rows = [("program", "expected", "verdicts", "agree", "median evidence", "first growth line")]
     failures, errors, notes = 0, [], []
     for d in dirs:
-        runs = sorted(results.get(d.name, []), key=lambda r: r["trace"])
+        runs = sorted(results.get(d.name, []), key=lambda r: run_key(r["trace"]))
         if args.load != "all":
             want = args.load == "loaded"
             runs = [r for r in runs if bool((r.get("meta") or {}).get("load")) == want]
@@ -301,7 +306,9 @@ def main():
         incomplete = sum(r.get("complete") is False for r in ok)
         unscanned = sum(r.get("scanned") is False for r in ok)
         slow = max((r.get("report_s", 0) for r in runs), default=0)
-        bad = [f"{Path(r['trace']).stem}={r['verdict']}" for r in ok if not agrees(r["verdict"], expect)]
+        # An unloaded run's index is marked `u` (e.g. 11u=burst).
+        bad = [f"{Path(r['trace']).stem}{'' if (r.get('meta') or {}).get('load') else 'u'}={r['verdict']}"
+               for r in ok if not agrees(r["verdict"], expect)]
         note = []
         if bad:
             note.append("disagree: " + " ".join(bad))
