@@ -6,7 +6,7 @@ LEAKHUNT := $(RELEASE)/leakhunt
 PRELOAD := $(RELEASE)/libleakhunt.so
 DEMO_DIR := target/demo
 
-.PHONY: all build demo test deps lint bench clean
+.PHONY: all build demo test deps lint bench growth clean
 
 all: build
 
@@ -52,6 +52,18 @@ test: deps build
 
 bench: build
 	python3 scripts/bench/run.py
+
+# The growth-verdict corpus (scripts/growth/README.md): RUNS recordings of
+# each program under a CPU hog, then the verdict table; fails if any run
+# disagrees with scripts/growth/expected.json. Flask goes into a venv of its
+# own when the package registry is reachable (else those programs are skipped).
+RUNS ?= 10
+growth: build
+	@[ -x target/growth/venv/bin/python ] || { python3 -m venv target/growth/venv && target/growth/venv/bin/pip install -q flask; } || echo "growth: no Flask venv, the Flask programs are skipped"
+	@[ ! -x /usr/bin/python3.11 ] || [ -x target/growth/venv-deb/bin/python ] || { /usr/bin/python3.11 -m venv target/growth/venv-deb && target/growth/venv-deb/bin/pip install -q flask; } || echo "growth: no Flask venv for /usr/bin/python3.11"
+	rm -rf target/growth/traces
+	python3 scripts/growth/record.py --runs $(RUNS) --load
+	python3 scripts/growth/verdicts.py -j 2
 
 clean:
 	$(CARGO) clean

@@ -6,7 +6,7 @@ under the recorder.
 usage: python3 scripts/growth/record.py --bin DIR --out DIR [--runs N] [--load]
                                         [--build DIR] [--venv DIR] [names...]
 
---bin DIR   holds `leakhunt` and `libleakhunt.so` (e.g. /work/corpus/bin)
+--bin DIR   holds `leakhunt` and `libleakhunt.so` (e.g. target/release)
 --out DIR   traces go to OUT/<name>/<i>.trace, with OUT/<name>/<i>.json (how the
             run went: argv, load, exit status, wall time, how it was stopped)
             and OUT/<name>/<i>.log (leakhunt run's stderr); <i> continues after
@@ -16,9 +16,9 @@ usage: python3 scripts/growth/record.py --bin DIR --out DIR [--runs N] [--load]
 --load      run one busy process per core (niced, --load-nice) while recording:
             verdicts must hold on a loaded machine
 --build DIR where programs and generated inputs are built (default
-            /work/corpus/build)
---venv DIR  a venv with Flask (default /work/corpus/venv); --venv-deb DIR the
-            same for Debian's /usr/bin/python3.11 (default /work/corpus/venv-deb)
+            target/growth/build)
+--venv DIR  a venv with Flask (default target/growth/venv); --venv-deb DIR the
+            same for Debian's /usr/bin/python3.11 (default target/growth/venv-deb)
 names       programs (or shell-style patterns such as 'py_*') to record; all by
             default; --list prints them
 
@@ -37,6 +37,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -338,14 +340,14 @@ def record_flask(lh, trace, argv, stop, log, client_py):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bin", required=False, default="/work/corpus/bin")
-    ap.add_argument("--out", default="/work/corpus/traces")
+    ap.add_argument("--bin", required=False, default=os.path.join(ROOT, "target", "release"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "target", "growth", "traces"))
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--load", action="store_true")
     ap.add_argument("--load-nice", type=int, default=10)
-    ap.add_argument("--build", default="/work/corpus/build")
-    ap.add_argument("--venv", default="/work/corpus/venv")
-    ap.add_argument("--venv-deb", default="/work/corpus/venv-deb")
+    ap.add_argument("--build", default=os.path.join(ROOT, "target", "growth", "build"))
+    ap.add_argument("--venv", default=os.path.join(ROOT, "target", "growth", "venv"))
+    ap.add_argument("--venv-deb", default=os.path.join(ROOT, "target", "growth", "venv-deb"))
     ap.add_argument("--list", action="store_true")
     ap.add_argument("names", nargs="*")
     args = ap.parse_args()

@@ -34,6 +34,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 HERE = Path(__file__).resolve().parent
 EXPECTED_JSON = HERE / "expected.json"
 EXPECTED_MD = HERE / "EXPECTED.md"
@@ -242,8 +244,8 @@ def write_md(expected):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--leakhunt", default="/work/corpus/bin/leakhunt")
-    ap.add_argument("--traces", default="/work/corpus/traces")
+    ap.add_argument("--leakhunt", default=os.path.join(ROOT, "target", "release", "leakhunt"))
+    ap.add_argument("--traces", default=os.path.join(ROOT, "target", "growth", "traces"))
     ap.add_argument("--jobs", "-j", type=int, default=1)
     ap.add_argument("--limit", type=int, default=5)
     ap.add_argument("--frames", type=int, default=2, help="frames of the growth line (default 2)")
