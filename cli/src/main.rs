@@ -210,6 +210,20 @@ fn write_stdout(s: &str) -> Result<()> {
     }
 }
 
+/// Pretty JSON straight to standard output: a report of tens of thousands
+/// of loss records is hundreds of megabytes, not worth holding twice.
+fn write_json(v: &impl serde::Serialize) -> Result<()> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let r = serde_json::to_writer_pretty(&mut out, v)
+        .map_err(std::io::Error::from)
+        .and_then(|_| out.write_all(b"\n"))
+        .and_then(|_| out.flush());
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("cannot write to standard output"),
+    }
+}
+
 fn print_diff(
     a: &Model,
     b: &Model,
@@ -345,7 +359,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 Format::Json => {
                     opts.limit = limit.unwrap_or(0);
                     let v = report::to_json(&m, &opts, &supp);
-                    write_stdout(&(serde_json::to_string_pretty(&v)? + "\n"))?
+                    write_json(&v)?
                 }
             }
             // A cut-short trace is still reported, but a script must notice.

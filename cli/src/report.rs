@@ -48,6 +48,65 @@ struct JsonFrame {
     inlined: bool,
 }
 
+/// The JSON report: every key but the loss records as a `Value`, the
+/// records serialized straight from the analysis.
+pub struct JsonReport {
+    pub head: Value,
+    records: Vec<RecordJson>,
+}
+
+impl JsonReport {
+    pub fn records_len(&self) -> usize {
+        self.records.len()
+    }
+}
+
+impl Serialize for JsonReport {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Value::Object(head) = &self.head else {
+            return self.head.serialize(s);
+        };
+        let mut m = s.serialize_map(Some(head.len()))?;
+        for (k, v) in head {
+            if k == "records" {
+                m.serialize_entry(k, &self.records)?;
+            } else {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.end()
+    }
+}
+
+#[derive(Serialize)]
+struct RecordJson {
+    kind: &'static str,
+    bytes: u64,
+    blocks: u64,
+    indirect_bytes: u64,
+    indirect_blocks: u64,
+    total_bytes: u64,
+    allocated_by: &'static str,
+    stack: StackJson,
+}
+
+/// A record's frames, converted one at a time as they are written.
+struct StackJson {
+    frames: std::rc::Rc<Vec<crate::symbolize::Frame>>,
+    depth: usize,
+}
+
+impl Serialize for StackJson {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            shown_frames(&self.frames, self.depth)
+                .iter()
+                .map(frame_json),
+        )
+    }
+}
+
 /// What the numbers of a Python program mean, given its object allocator.
 pub fn python_note(py: &crate::model::PythonInfo) -> String {
     let frames = if py.frames {
@@ -161,7 +220,7 @@ fn shown_frames(all: &[crate::symbolize::Frame], depth: usize) -> &[crate::symbo
     &frames[..n]
 }
 
-pub fn to_json(model: &Model, opts: &Options, supp: &dyn Suppressor) -> Value {
+pub fn to_json(model: &Model, opts: &Options, supp: &dyn Suppressor) -> JsonReport {
     let mut stacks = Stacks::new(model);
     let a = analyze(model, &mut stacks, supp);
     let live: Vec<&LossRecord> = a
@@ -174,20 +233,20 @@ pub fn to_json(model: &Model, opts: &Options, supp: &dyn Suppressor) -> Value {
     } else {
         live.len().min(opts.limit)
     };
-    let recs: Vec<Value> = live[..shown]
+    let records: Vec<RecordJson> = live[..shown]
         .iter()
-        .map(|r| {
-            let all = stacks.frames(r.stack);
-            json!({
-                "kind": r.kind.name(),
-                "bytes": r.bytes,
-                "blocks": r.blocks,
-                "indirect_bytes": r.indirect_bytes,
-                "indirect_blocks": r.indirect_blocks,
-                "total_bytes": r.total_bytes(),
-                "allocated_by": r.func.name(),
-                "stack": shown_frames(&all, opts.depth).iter().map(frame_json).collect::<Vec<_>>(),
-            })
+        .map(|r| RecordJson {
+            kind: r.kind.name(),
+            bytes: r.bytes,
+            blocks: r.blocks,
+            indirect_bytes: r.indirect_bytes,
+            indirect_blocks: r.indirect_blocks,
+            total_bytes: r.total_bytes(),
+            allocated_by: r.func.name(),
+            stack: StackJson {
+                frames: stacks.frames(r.stack),
+                depth: opts.depth,
+            },
         })
         .collect();
     let p = model.process.as_ref();
@@ -197,7 +256,7 @@ pub fn to_json(model: &Model, opts: &Options, supp: &dyn Suppressor) -> Value {
         .zip(a.via_heuristic.iter())
         .map(|(n, amt)| (n.to_string(), amount_json(*amt)))
         .collect();
-    json!({
+    let head = json!({
         "format_version": 1,
         "program": {
             "pid": p.map(|p| p.pid),
@@ -250,7 +309,9 @@ pub fn to_json(model: &Model, opts: &Options, supp: &dyn Suppressor) -> Value {
             })),
             "why_not_scanned": (!a.scanned).then(|| no_scan_reason(model)),
         },
-        "records": recs,
+        // Streamed by `JsonReport`: tens of thousands of deep stacks as a
+        // `Value` tree took gigabytes.
+        "records": [],
         "records_total": live.len(),
         "timeline": timeline_json(model),
         "growth": growth_json(model, &mut stacks, opts),
@@ -277,7 +338,8 @@ pub fn to_json(model: &Model, opts: &Options, supp: &dyn Suppressor) -> Value {
             })),
         },
         "warnings": stacks.warnings(),
-    })
+    });
+    JsonReport { head, records }
 }
 
 fn timeline_json(model: &Model) -> Value {
