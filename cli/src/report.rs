@@ -368,6 +368,8 @@ fn growth_json(model: &Model, stacks: &mut Stacks, opts: &Options) -> Value {
                     "blocks": g.blocks,
                     "share": g.share,
                     "freed_at_exit": g.freed_at_exit,
+                    // The line the text report shows: the program's own frame first.
+                    "site": site_line(&all, 3),
                     "checkpoints": g.checkpoints.iter().map(|(ms, b)| json!({"ms": ms, "bytes": b})).collect::<Vec<_>>(),
                     "stack": shown_frames(&all, opts.depth).iter().map(frame_json).collect::<Vec<_>>(),
                 })

@@ -594,7 +594,7 @@ pub fn verdict(tl: &Timeline, duration_us: u64) -> (Verdict, Evidence) {
     };
     let hb = |b: u64| human_bytes(b as f64);
     let trend = format!(
-        "the floor rose in {rising} of {steps} steps of equal work, by {} in all (+{}/s)",
+        "the floor rose in {rising} of {steps} steps of equal work, by {} (+{}/s)",
         hb(rise),
         hb(e.minima_slope_bytes_per_s as u64)
     );
@@ -612,7 +612,7 @@ pub fn verdict(tl: &Timeline, duration_us: u64) -> (Verdict, Evidence) {
     };
     let v = if rise >= thr_g && consistent {
         e.reason = format!(
-            "{trend}: a trend (at least 60% of the steps, no step over half the rise, and over the {} threshold: 4 KiB or 0.5% of the floor); {judged}",
+            "{trend}: a trend (rising in at least 60% of the steps, none over half the rise, above the {} threshold: 4 KiB or 0.5% of the floor); {judged}",
             hb(thr_g)
         );
         Verdict::Growing
