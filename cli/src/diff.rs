@@ -8,7 +8,7 @@
 
 use crate::model::Model;
 use crate::report::commas;
-use crate::stacks::{allocation_site, frame_label, site_line, Stacks};
+use crate::stacks::{allocation_site, flame_label, site_line, Stacks};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -51,7 +51,7 @@ fn live_by_site(model: &Model) -> HashMap<Vec<String>, (u64, u64, String)> {
         let frames: Vec<String> = all[allocation_site(&all)..]
             .iter()
             .rev()
-            .map(|f| frame_label(f).replace(';', ":"))
+            .map(|f| flame_label(f).replace(';', ":"))
             .collect();
         let e = out.entry(frames).or_insert((0, 0, site));
         e.0 += bytes;

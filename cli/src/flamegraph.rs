@@ -2,7 +2,7 @@
 
 use crate::model::Model;
 use crate::report::commas;
-use crate::stacks::{allocation_site, frame_label, Stacks};
+use crate::stacks::{allocation_site, flame_label, Stacks};
 use leakhunt_format::LeakKind;
 use std::collections::HashMap;
 use std::io::Write;
@@ -138,7 +138,7 @@ fn collect(model: &Model, what: What, kinds: &[LeakKind]) -> Collected {
         let frames = &all[allocation_site(&all)..];
         let mut names: Vec<String> = Vec::with_capacity(frames.len());
         for f in frames.iter().rev() {
-            let name = frame_label(f).replace(';', ":");
+            let name = flame_label(f).replace(';', ":");
             classes
                 .entry(name.clone())
                 .or_insert_with(|| FrameClass::of(f));

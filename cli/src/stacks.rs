@@ -140,6 +140,23 @@ pub fn frame_label(f: &Frame) -> String {
     }
 }
 
+/// A flamegraph's name for a frame: the program's own native frames carry
+/// their file:line as Python frames do (`remember (service.c:17)`, the name
+/// a growth line gives them); the C runtime's, the interpreter's and the
+/// standard libraries' stay bare, so their boxes merge.
+pub fn flame_label(f: &Frame) -> String {
+    match (&f.file, f.line) {
+        (Some(file), Some(line))
+            if f.language != Language::Python
+                && !is_runtime_module(&f.module)
+                && !is_std_frame(f) =>
+        {
+            format!("{} ({}:{line})", frame_name(f), module_short(file))
+        }
+        _ => frame_label(f),
+    }
+}
+
 pub fn language_name(l: Language) -> &'static str {
     match l {
         Language::C => "c",

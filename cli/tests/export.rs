@@ -164,7 +164,12 @@ fn parse_collapsed(text: &str) -> Vec<(Vec<&str>, i64)> {
     text.lines()
         .map(|l| {
             let (stack, w) = l.rsplit_once(' ').expect("STACK WEIGHT");
-            (stack.split(';').collect(), w.parse().expect("weight"))
+            // The program's frames carry "(file:line)" as in the flamegraph.
+            let names = stack
+                .split(';')
+                .map(|f| f.split_once(" (").map_or(f, |(name, _)| name))
+                .collect();
+            (names, w.parse().expect("weight"))
         })
         .collect()
 }
