@@ -399,7 +399,7 @@ fn teardown(tl: &Timeline) -> Option<usize> {
     let tail: u64 = tl.work[end..].iter().map(|x| x.events).sum();
     // Freeing a big startup's every block is much work, but quick.
     let (t0, t1) = (tl.work[0].first_us, tl.work[tl.work.len() - 1].last_us);
-    let quick = (t1 - tl.work[end].first_us) * 10 <= t1 - t0;
+    let quick = t1.saturating_sub(tl.work[end].first_us) * 10 <= t1.saturating_sub(t0);
     (tail * 4 <= all || quick).then_some(end)
 }
 
@@ -416,7 +416,7 @@ fn startup(tl: &Timeline, end: usize) -> Option<usize> {
     // Against the clock: equal spans of time; a span without events holds
     // the level of the next one.
     let (t0, t1) = (w[0].first_us, w[w.len() - 1].last_us);
-    let span = ((t1 - t0) / FINE as u64).max(1);
+    let span = (t1.saturating_sub(t0) / FINE as u64).max(1);
     let mut by_time: Vec<Option<u64>> = vec![None; FINE];
     for b in tl
         .buckets
@@ -525,7 +525,10 @@ pub fn verdict(tl: &Timeline, duration_us: u64) -> (Verdict, Evidence) {
         return (Verdict::Inconclusive, e);
     }
     let end = teardown(tl).unwrap_or(tl.work.len());
-    let from = startup(tl, end).unwrap_or(0);
+    // A startup leaves at least a window's worth of slices per window.
+    let from = startup(tl, end)
+        .filter(|&f| f + WINDOWS <= end)
+        .unwrap_or(0);
     let ph = windows(&tl.work, from, end, WINDOWS);
     let g = floor(&ph);
     let n = ph.len();
@@ -579,7 +582,7 @@ pub fn verdict(tl: &Timeline, duration_us: u64) -> (Verdict, Evidence) {
     } else {
         largest as f64 / rise as f64
     };
-    let secs = ((to_us - from_us) as f64 / 1e6).max(1e-6);
+    let secs = (to_us.saturating_sub(from_us) as f64 / 1e6).max(1e-6);
     e.minima_slope_bytes_per_s = rise as f64 / secs;
     e.minima_slope_bytes_per_event = rise as f64 / e.events.max(1) as f64;
     let (_, _, sse) = line(&g, 0);
@@ -1015,6 +1018,40 @@ mod tests {
             run(|t| if t < 0.05 { 0.0 } else { 6.0 * 1024.0 }),
             Verdict::Steady
         );
+    }
+
+    /// Whatever the curve (spikes, idle gaps, clocks that step back, one
+    /// slice holding most of the run), a verdict and never a panic.
+    #[test]
+    fn any_curve_gets_a_verdict() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for case in 0..300 {
+            let mut tl = Timeline::default();
+            let events = 1 + next() % 5000;
+            let (mut us, mut live) = (0u64, 0u64);
+            for _ in 0..events {
+                us = match next() % 50 {
+                    0 => us + next() % 5_000_000,
+                    1 => us.saturating_sub(next() % 1000),
+                    _ => us + next() % 500,
+                };
+                live = match next() % 10 {
+                    0 => 0,
+                    1..=5 => live + next() % (1 << (case % 24 + 1)),
+                    _ => live.saturating_sub(next() % (1 << (case % 24 + 1))),
+                };
+                tl.sample(us, live);
+            }
+            let (v, e) = verdict(&tl, us + next() % 1000);
+            assert!(!e.reason.is_empty(), "{v:?}");
+            let _ = growth(&tl, us);
+        }
     }
 
     #[test]
