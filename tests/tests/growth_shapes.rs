@@ -230,3 +230,33 @@ fn sqlite_inserts_are_growing_at_the_script_line() {
         assert!(site.contains("(py_sqlite.py:"), "{site}");
     }
 }
+
+/// Rust: the growth line skips `core::fmt` and alloc's `RawVec` and starts
+/// at the program's function.
+#[test]
+fn a_rust_log_is_growing_at_its_function() {
+    let Some(rustc) = which("rustc") else {
+        skip("rustc is not on the PATH");
+        return;
+    };
+    let dir = TestDir::new("rust_log");
+    let exe = dir.join("rust_log");
+    let o = run_cmd(
+        Command::new(rustc)
+            .args(["-g", "-O", "-o"])
+            .arg(&exe)
+            .arg(source("growth/rust_log.rs")),
+        Duration::from_secs(120),
+    );
+    assert!(o.status.success(), "rustc: {}", o.stderr);
+    let run = leakhunt_run(dir.path(), &exe, &[]);
+    assert!(run.out.status.success(), "{}", run.out.stderr);
+    let j = judge(&run.trace);
+    j.assert_verdict("rust_log", &["growing"]);
+    j.assert_site(
+        "rust_log",
+        "rust_log::remember",
+        "growth/rust_log.rs",
+        "rust_log",
+    );
+}
