@@ -298,12 +298,49 @@ pub fn site_line(frames: &[Frame], n: usize) -> String {
         .take(n)
         .map(|f| match (&f.file, f.line, f.language) {
             (Some(file), Some(line), l) if l != Language::Python => {
-                format!("{} ({}:{line})", frame_name(f), module_short(file))
+                format!(
+                    "{} ({}:{line})",
+                    without_parameters(&frame_name(f)),
+                    module_short(file)
+                )
             }
             _ => frame_label(f),
         })
         .collect::<Vec<_>>()
         .join(" < ")
+}
+
+/// `Cache::render(std::__cxx11::basic_string<...> const&) const` ->
+/// `Cache::render`: in a one-line site the file:line tells the overloads
+/// apart, and the parameter list buries the name.
+fn without_parameters(name: &str) -> &str {
+    let trimmed = name
+        .trim_end_matches(" const")
+        .trim_end_matches(" &&")
+        .trim_end_matches(" &");
+    if !trimmed.ends_with(')') || name.starts_with('<') {
+        return name;
+    }
+    let mut depth = 0i32;
+    for (i, c) in trimmed.char_indices().rev() {
+        match c {
+            ')' => depth += 1,
+            '(' => {
+                depth -= 1;
+                if depth == 0 {
+                    // `operator()` and friends keep their name.
+                    let head = &trimmed[..i];
+                    return if head.is_empty() || head.ends_with("operator") {
+                        name
+                    } else {
+                        head
+                    };
+                }
+            }
+            _ => {}
+        }
+    }
+    name
 }
 
 /// Where the program's own frames start in a stack (innermost first).
@@ -316,7 +353,22 @@ pub fn allocation_site(frames: &[Frame]) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::short_file;
+    use super::{short_file, without_parameters};
+
+    #[test]
+    fn cpp_sites_drop_their_parameter_lists() {
+        assert_eq!(
+            without_parameters("Cache::render(std::__cxx11::basic_string<char> const&) const"),
+            "Cache::render"
+        );
+        assert_eq!(without_parameters("main"), "main");
+        assert_eq!(
+            without_parameters("Foo::operator()(int)"),
+            "Foo::operator()"
+        );
+        assert_eq!(without_parameters("f(g(int))"), "f");
+        assert_eq!(without_parameters("<T as Tr>::m"), "<T as Tr>::m");
+    }
 
     #[test]
     fn python_files_keep_their_package() {

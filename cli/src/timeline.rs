@@ -685,7 +685,7 @@ pub struct Growth {
 /// (between its startup and its teardown, see `verdict`), largest growth
 /// first.
 pub fn growth(tl: &Timeline, duration_us: u64) -> Vec<Growth> {
-    let (_, e) = verdict(tl, duration_us);
+    let (v, e) = verdict(tl, duration_us);
     let (from_us, to_us) = ((e.from_ms * 1000.0) as u64, (e.to_ms * 1000.0) as u64);
     let end_us = if e.teardown_ms.is_some() {
         to_us
@@ -717,9 +717,19 @@ pub fn growth(tl: &Timeline, duration_us: u64) -> Vec<Growth> {
             .collect();
         let first = series[0].1;
         let (last, last_n) = (series[series.len() - 1].1, series[series.len() - 1].2);
-        let half = series[series.len() / 2].1;
-        // Rising over the run, and still rising in its second half.
-        if last > first && last > half && half >= first {
+        // Its own floor rose: the least it held in the last quarter of the
+        // checkpoints is above the least in the first. A site that only
+        // churns (a sawtooth caught high at the last checkpoint) did not
+        // grow; a step that stays (a burst) did. When the heap is growing, the sites that make it grow are still
+        // rising in the second half (not the imports of a startup too
+        // gradual to be told apart).
+        let q = (series.len() / 4).max(1);
+        let low = |s: &[(f64, u64, u64)]| s.iter().map(|p| p.1).min().unwrap_or(0);
+        let lo_last = low(&series[series.len() - q..]);
+        if last > first
+            && lo_last > low(&series[..q])
+            && (v != Verdict::Growing || lo_last > series[series.len() / 2].1)
+        {
             out.push(Growth {
                 stack: s,
                 bytes: last - first,
