@@ -418,13 +418,11 @@ fn startup(tl: &Timeline, end: usize) -> Option<usize> {
     let (t0, t1) = (w[0].first_us, w[w.len() - 1].last_us);
     let span = (t1.saturating_sub(t0) / FINE as u64).max(1);
     let mut by_time: Vec<Option<u64>> = vec![None; FINE];
-    for b in tl
-        .buckets
-        .iter()
-        .filter(|b| b.start_us >= t0 && b.start_us < t1)
-    {
-        let i = (((b.start_us - t0) / span) as usize).min(FINE - 1);
-        by_time[i] = Some(by_time[i].map_or(b.min_bytes, |m| m.min(b.min_bytes)));
+    // From the work slices before the teardown, not the time buckets: a
+    // bucket that straddles the teardown's start holds its low.
+    for x in &tl.work[..end] {
+        let i = ((x.first_us.saturating_sub(t0) / span) as usize).min(FINE - 1);
+        by_time[i] = Some(by_time[i].map_or(x.min_bytes, |m| m.min(x.min_bytes)));
     }
     let mut next = by_time.iter().rev().find_map(|m| *m).unwrap_or(0);
     let mut clock: Vec<u64> = vec![0; FINE];
@@ -1012,6 +1010,16 @@ mod tests {
                 40.0 * MIB + t * 100.0 * 1024.0
             } else {
                 40.0 * MIB
+            }),
+            Verdict::Growing
+        );
+        // A teardown that starts inside a time bucket (its low must not
+        // flatten the floor before it and pass for the end of a startup).
+        assert_eq!(
+            run(|t| if t < 8.9973 {
+                4.0 * MIB + t * MIB
+            } else {
+                0.5 * MIB
             }),
             Verdict::Growing
         );
