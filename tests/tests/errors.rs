@@ -199,23 +199,26 @@ fn truncated_trace_is_reported_as_incomplete() {
     }
 }
 
-/// Exit 0 with a quiet stderr, or exit 1 with exactly one `leakhunt:` line
-/// saying the trace is cut short or damaged.
+/// Exit 0 (SPEC.md: a cut or damaged trace is reported, not an error) with a
+/// quiet stderr, or with exactly one `leakhunt: warning:` line saying the
+/// trace is cut short or damaged.
 fn assert_cut_exit(o: &Output, what: &str) {
-    match o.code() {
-        Some(0) => assert!(o.stderr.trim().is_empty(), "{what}: {}", o.stderr),
-        Some(1) => {
-            let lines: Vec<&str> = o.stderr.lines().collect();
-            assert_eq!(lines.len(), 1, "{what}: {}", o.stderr);
-            assert!(lines[0].starts_with("leakhunt:"), "{what}: {}", o.stderr);
-            assert!(
-                lines[0].contains("cut short") || lines[0].contains("damaged"),
-                "{what}: {}",
-                o.stderr
-            );
-        }
-        c => panic!("{what}: exit {c:?}: {}", o.stderr),
+    assert_eq!(o.code(), Some(0), "{what}: {}", o.stderr);
+    let lines: Vec<&str> = o.stderr.lines().collect();
+    if lines.is_empty() {
+        return;
     }
+    assert_eq!(lines.len(), 1, "{what}: {}", o.stderr);
+    assert!(
+        lines[0].starts_with("leakhunt: warning:"),
+        "{what}: {}",
+        o.stderr
+    );
+    assert!(
+        lines[0].contains("cut short") || lines[0].contains("damaged"),
+        "{what}: {}",
+        o.stderr
+    );
 }
 
 /// A damaged byte: the report shows what came before and says so.
@@ -233,7 +236,6 @@ fn corrupted_trace_is_reported_as_damaged() {
         let p = dir.join(format!("c{at}.trace"));
         std::fs::write(&p, &b).unwrap();
         let o = limited(&["report"], Some(&p));
-        assert_eq!(o.code(), Some(1), "byte {at} damaged: {}", o.stderr);
         assert_cut_exit(&o, &format!("byte {at} damaged"));
         assert!(!o.stderr.contains("panicked"));
         assert!(
@@ -262,7 +264,6 @@ fn huge_chunk_length_is_not_allocated() {
     let p = dir.join("huge.trace");
     std::fs::write(&p, &b).unwrap();
     let o = limited(&["report"], Some(&p));
-    assert_eq!(o.code(), Some(1), "{}", o.stderr);
     assert_cut_exit(&o, "huge chunk");
     assert!(
         o.stdout.contains("damaged") || o.stdout.contains("cut short"),
