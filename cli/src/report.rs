@@ -55,12 +55,6 @@ pub struct JsonReport {
     records: Vec<RecordJson>,
 }
 
-impl JsonReport {
-    pub fn records_len(&self) -> usize {
-        self.records.len()
-    }
-}
-
 impl Serialize for JsonReport {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;

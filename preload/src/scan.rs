@@ -69,6 +69,9 @@ fn map_of(maps: &[Map], addr: u64) -> Option<&Map> {
     maps[..i].last().filter(|m| addr < m.hi)
 }
 
+/// The loader's size of the static TLS area, surplus included (4096 when
+/// the loader does not say). Looked up under the guard, before the world
+/// stops: dlsym takes the loader's lock.
 fn static_tls_size() -> u64 {
     type Info = unsafe extern "C" fn(*mut usize, *mut usize);
     // SAFETY: dlsym with a NUL-terminated name; the symbol, when present, is
@@ -129,12 +132,28 @@ struct PhdrInfo {
     tls_data: *mut c_void,
 }
 
-/// Where our own thread-local data sits relative to each thread's thread
-/// pointer, and its size: (offset, size). It holds copies of the program's
-/// registers (the unwinder's memo of the last walk), which must not count as
-/// roots. Static TLS is at the same offset from the thread pointer in every
-/// thread.
-fn own_tls() -> Option<(i64, u64)> {
+/// Static TLS as the loader laid it out, the same relative to every
+/// thread's thread pointer.
+#[derive(Default)]
+struct Tls {
+    /// Our own thread-local data: (offset, size). It holds copies of the
+    /// program's registers (the unwinder's memo of the last walk), which
+    /// must not count as roots.
+    own: Option<(i64, u64)>,
+    /// How far below the thread pointer the static TLS blocks in use reach:
+    /// the lowest `dlpi_tls_data` within the static area (a dlopened
+    /// module's dynamic TLS is a heap block elsewhere). The area's full size
+    /// counts a surplus for later dlopens, which can reach below the TLS
+    /// mapping into a neighbour that our own allocations unmap during the
+    /// scan (a read there faulted, 1 run in 3 of a program with a big heap).
+    reach: u64,
+    /// The static area's size, surplus included.
+    area: u64,
+}
+
+/// Reads `Tls` from the loader's module list, before the world stops (the
+/// loader takes its lock).
+fn tls_layout() -> Tls {
     unsafe extern "C" fn cb(
         info: *mut libc::dl_phdr_info,
         size: usize,
@@ -143,57 +162,32 @@ fn own_tls() -> Option<(i64, u64)> {
         // SAFETY: the loader passes a valid info of `size` bytes; we read the
         // TLS fields only when it is large enough to have them.
         unsafe {
-            let out = &mut *(data as *mut Option<(u64, u64)>);
+            let out = &mut *(data as *mut Tls);
             let info = &*(info as *const PhdrInfo);
-            if size < core::mem::size_of::<PhdrInfo>() || info.addr != crate::stack::self_base() {
+            if size < core::mem::size_of::<PhdrInfo>() || info.tls_data.is_null() {
                 return 0;
             }
-            let phdrs = core::slice::from_raw_parts(info.phdr, info.phnum as usize);
-            if let Some(tls) = phdrs.iter().find(|p| p.p_type == libc::PT_TLS) {
-                if !info.tls_data.is_null() {
-                    *out = Some((info.tls_data as u64, tls.p_memsz));
-                }
+            let tp = stop::thread_pointer();
+            let d = info.tls_data as u64;
+            if d < tp && tp - d <= out.area {
+                out.reach = out.reach.max(tp - d);
             }
-            1
-        }
-    }
-    let mut found: Option<(u64, u64)> = None;
-    // SAFETY: the callback only reads what the loader passes it.
-    unsafe { libc::dl_iterate_phdr(Some(cb), (&mut found as *mut Option<(u64, u64)>).cast()) };
-    let (data, size) = found?;
-    Some((data as i64 - stop::thread_pointer() as i64, size))
-}
-
-/// How far below the thread pointer the static TLS blocks in use reach (the
-/// same in every thread): the lowest `dlpi_tls_data` of this thread's
-/// modules. The loader's static size counts a surplus for later dlopens,
-/// which can reach below the TLS mapping into a neighbour that our own
-/// allocations unmap during the scan (a read there faulted, 1 run in 3 of
-/// a program with a big heap). Looked up before the world stops: the
-/// loader takes its lock.
-fn static_tls_in_use() -> Option<u64> {
-    unsafe extern "C" fn cb(
-        info: *mut libc::dl_phdr_info,
-        size: usize,
-        data: *mut c_void,
-    ) -> libc::c_int {
-        // SAFETY: as in `own_tls`.
-        unsafe {
-            let low = &mut *(data as *mut u64);
-            let info = &*(info as *const PhdrInfo);
-            if size >= core::mem::size_of::<PhdrInfo>() && !info.tls_data.is_null() {
-                let d = info.tls_data as u64;
-                if d < stop::thread_pointer() {
-                    *low = (*low).min(d);
+            if info.addr == crate::stack::self_base() {
+                let phdrs = core::slice::from_raw_parts(info.phdr, info.phnum as usize);
+                if let Some(tls) = phdrs.iter().find(|p| p.p_type == libc::PT_TLS) {
+                    out.own = Some((d as i64 - tp as i64, tls.p_memsz));
                 }
             }
             0
         }
     }
-    let mut low = u64::MAX;
+    let mut found = Tls {
+        area: static_tls_size(),
+        ..Tls::default()
+    };
     // SAFETY: the callback only reads what the loader passes it.
-    unsafe { libc::dl_iterate_phdr(Some(cb), (&mut low as *mut u64).cast()) };
-    (low != u64::MAX).then(|| stop::thread_pointer() - low)
+    unsafe { libc::dl_iterate_phdr(Some(cb), (&mut found as *mut Tls).cast()) };
+    found
 }
 
 /// `ranges` minus `holes` (both sorted, non-overlapping).
@@ -457,18 +451,16 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
     }
     let t0 = Instant::now();
     let me = stop::gettid();
-    let (stopped, missed, blocked, freeres, own_tls, py_type_type) = {
+    let (stopped, missed, blocked, freeres, tls, py_type_type) = {
         let Some(_g) = Guard::enter() else { return };
         if writer::WRITER_PID.load(Ordering::Relaxed) != std::process::id() {
             return;
         }
-        let tls = own_tls();
+        let tls = tls_layout();
         let py = py_type_type();
-        let in_use = static_tls_in_use();
         let (s, m, b) = stop::stop_world(me);
-        (s, m, b, freeres_functions(), (tls, in_use), py)
+        (s, m, b, freeres_functions(), tls, py)
     };
-    let (own_tls, tls_in_use) = own_tls;
     // Unguarded: these frees are the program's runtime's, and are recorded.
     for f in &freeres {
         f();
@@ -478,7 +470,6 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
     // Every other thread is parked outside our hooks: none holds the allocator
     // lock, so the scan may allocate (through the real allocator, unrecorded).
     let maps = read_maps();
-    let tls = tls_in_use.unwrap_or_else(static_tls_size);
     if !writer::request(crate::queue::kind::FLUSH, 0, 0, Duration::from_secs(10)) {
         writer::say("the writer did not answer; no leak scan");
         return;
@@ -539,7 +530,7 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
         // The thread's TCB and static TLS (for threads other than the main one,
         // they sit at the top of the stack mapping and are already covered).
         if fs != 0 {
-            add_range(ranges, &maps, fs.saturating_sub(tls), fs + 2304);
+            add_range(ranges, &maps, fs.saturating_sub(tls.reach), fs + 2304);
         }
     };
     let program_sp = program_frames_start(entry_sp, exit_ips, st.modules(), &maps);
@@ -579,7 +570,7 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
     }
     let ranges = merge(ranges);
     let mut holes: Vec<(u64, u64)> = Vec::new();
-    if let Some((off, size)) = own_tls {
+    if let Some((off, size)) = tls.own {
         let mut tps: Vec<u64> = stop::parked()
             .iter()
             .chain(&blocked)
