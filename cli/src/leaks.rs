@@ -67,14 +67,15 @@ impl Amount {
 }
 
 /// memcheck's interior-pointer heuristics, by the code the recorder writes,
-/// then ours: `python` (CPython objects after their GC header, see
-/// leakhunt-leakcheck), which memcheck does not have.
-pub const HEURISTICS: [&str; 5] = [
+/// then ours, which memcheck does not have: `python` (CPython objects after
+/// their GC header) and `dtv` (glibc's thread vectors; see leakhunt-leakcheck).
+pub const HEURISTICS: [&str; 6] = [
     "stdstring",
     "length64",
     "newarray",
     "multipleinheritance",
     "python",
+    "dtv",
 ];
 
 #[derive(Debug, Default)]

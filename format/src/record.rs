@@ -187,7 +187,8 @@ pub enum Record {
     /// The scan's verdict on one live block (blocks without one are still
     /// reachable). `heuristic`: 0 none, else the memcheck heuristic (1 stdstring,
     /// 2 length64, 3 newarray, 4 multipleinheritance, 5 python: a CPython
-    /// object head 16 or 32 bytes into its block) that made it reachable.
+    /// object head 16 or 32 bytes into its block, 6 dtv: glibc's thread
+    /// vector, from a thread's control block) that made it reachable.
     LeakBlock {
         ptr: u64,
         kind: LeakKind,

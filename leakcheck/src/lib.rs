@@ -231,6 +231,13 @@ pub enum Heuristic {
     /// Not memcheck's: a CPython object head at `start + 16` or `start + 32`
     /// (see the crate documentation). Only with [`Options::python_type_type`].
     Python,
+    /// Not memcheck's: glibc's dynamic thread vector (`dtv`, elf/dl-tls.c),
+    /// which a thread's control block points at one 16-byte entry in: `ptr ==
+    /// start + 16`, the block a whole number of entries, and its first entry
+    /// the vector's length (all but the two header entries, at least 14).
+    /// Reached that way it is the runtime's own bookkeeping of a live
+    /// thread, as LeakSanitizer treats it, not a possible leak.
+    Dtv,
 }
 
 /// What [`classify_with`] adds to memcheck's rules.
@@ -298,6 +305,16 @@ pub trait Memory {
         None
     }
 
+    /// Whether the byte at `addr` is readable: memcheck's
+    /// `lc_is_a_chunk_ptr` ignores a pointer whose target is not
+    /// (`VG_(am_is_valid_for_client)(ptr, 1, VKI_PROT_READ)`), so a block
+    /// whose pointed-to byte was made `PROT_NONE` is not reached through it.
+    /// Called only for words that point into a block. The default: all is.
+    fn readable(&self, addr: u64) -> bool {
+        let _ = addr;
+        true
+    }
+
     /// Calls `f(addr, word)` for every 8-aligned `addr` in `[start, end)`
     /// (both 8-aligned), **in increasing order**, for which [`Memory::word`]
     /// would return `Some(word)`. The default calls `word` for each address;
@@ -346,6 +363,7 @@ fn heuristic_code(h: Heuristic) -> u8 {
         Heuristic::NewArray => 3,
         Heuristic::MultipleInheritance => 4,
         Heuristic::Python => 5,
+        Heuristic::Dtv => 6,
     }
 }
 
@@ -356,6 +374,7 @@ fn heuristic_from_code(c: u8) -> Option<Heuristic> {
         3 => Some(Heuristic::NewArray),
         4 => Some(Heuristic::MultipleInheritance),
         5 => Some(Heuristic::Python),
+        6 => Some(Heuristic::Dtv),
         _ => None,
     }
 }
@@ -817,7 +836,7 @@ impl<M: Memory> LeakCheck<'_, M> {
         let mut found = [NOT_FOUND; BATCH];
         self.lookup_batch(batch, &mut found);
         for (&p, &j) in batch.iter().zip(&found) {
-            if j == NOT_FOUND {
+            if j == NOT_FOUND || !self.mem.readable(p) {
                 continue;
             }
             if clique == NO_CLIQUE {
@@ -832,7 +851,9 @@ impl<M: Memory> LeakCheck<'_, M> {
     /// mark phase.
     fn lc_push_without_clique_if_a_chunk_ptr(&mut self, ptr: u64, is_prior_definite: bool) {
         if let Some(ch_no) = self.lc_is_a_chunk_ptr(ptr) {
-            self.push_without_clique(ptr, ch_no, is_prior_definite);
+            if self.mem.readable(ptr) {
+                self.push_without_clique(ptr, ch_no, is_prior_definite);
+            }
         }
     }
 
@@ -960,6 +981,16 @@ impl<M: Memory> LeakCheck<'_, M> {
                     }
                 }
             }
+        }
+
+        // Ours: glibc's thread vector, after its length entry. glibc makes
+        // room for at least DTV_SURPLUS (14) modules.
+        if ptr == data.wrapping_add(2 * WORD)
+            && ch.size.is_multiple_of(2 * WORD)
+            && ch.size >= (14 + 2) * 2 * WORD
+            && self.block_word(ch, data) == Some(ch.size / (2 * WORD) - 2)
+        {
+            return Some(Heuristic::Dtv);
         }
 
         // Ours, last: a CPython object after its GC header (+16) or after the

@@ -349,6 +349,26 @@ fn length64_heuristic() {
 }
 
 #[test]
+fn dtv_heuristic() {
+    // glibc's DTV of a live thread: 17 entries of 16 bytes, the first one
+    // the length (15), the thread's control block pointing at the second.
+    let mut f = Fake::new();
+    let a = f.block(0x1000, 272);
+    f.set(a, 15);
+    assert_eq!(f.run_roots(&[a + 16]), vec![reach_via(Heuristic::Dtv)]);
+
+    // A wrong length, or a vector too small to be glibc's: possible.
+    let mut f = Fake::new();
+    let a = f.block(0x1000, 272);
+    f.set(a, 16);
+    assert_eq!(f.run_roots(&[a + 16]), vec![possible()]);
+    let mut f = Fake::new();
+    let a = f.block(0x1000, 64);
+    f.set(a, 2);
+    assert_eq!(f.run_roots(&[a + 16]), vec![possible()]);
+}
+
+#[test]
 fn stdstring_heuristic() {
     // libstdc++ COW std::string _Rep: length, capacity, refcount, chars, NUL.
     // capacity 15 -> block of 24 + 15 + 1 = 40 bytes; the string holds the

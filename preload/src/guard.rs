@@ -12,6 +12,9 @@ use core::sync::atomic::{AtomicBool, Ordering};
 /// while it was inside leakhunt": it parks as soon as it leaves.
 const IN_HOOK: u8 = 1;
 const STOP_DEFERRED: u8 = 2;
+/// Inside a libc call of ours that may allocate (`own`): what it allocates
+/// is ours and goes to our spare heap, not the program's.
+const OWN: u8 = 4;
 
 thread_local! {
     static BUSY: Cell<u8> = const { Cell::new(0) };
@@ -43,9 +46,10 @@ impl Guard {
         })
     }
 
-    /// Marks this thread as leakhunt's own for the rest of its life (the writer).
+    /// Marks this thread as leakhunt's own for the rest of its life (the
+    /// writer): whatever libc allocates on it is ours.
     pub fn forever() {
-        BUSY.with(|b| b.set(IN_HOOK));
+        BUSY.with(|b| b.set(IN_HOOK | OWN));
     }
 }
 
@@ -57,6 +61,22 @@ impl Drop for Guard {
             crate::stop::park_here();
         }
     }
+}
+
+/// Runs `f`, a call into libc on leakhunt's behalf, with what it allocates
+/// served from our spare heap (see `heap`). Only for calls made from inside
+/// leakhunt (under a Guard): hooks reached from `f` are not recorded.
+pub fn own<R>(f: impl FnOnce() -> R) -> R {
+    let was = BUSY.with(|b| b.replace(b.get() | IN_HOOK | OWN));
+    let r = f();
+    BUSY.with(|b| b.set((b.get() & STOP_DEFERRED) | (was & !STOP_DEFERRED)));
+    r
+}
+
+/// Whether an allocation reaching a hook now is one of libc's for us.
+#[inline]
+pub fn is_own() -> bool {
+    BUSY.with(|b| b.get() & OWN != 0)
 }
 
 /// Called from the stop signal's handler: if this thread is inside leakhunt

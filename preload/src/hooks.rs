@@ -4,7 +4,9 @@
 //! address back), an allocation after the real call returns and before the
 //! pointer is handed to the program.
 
-use crate::guard::{tid, Guard};
+use crate::clear;
+use crate::guard::{self, tid, Guard};
+use crate::heap;
 use crate::queue::{end, kind, Event};
 use crate::real::{self, arena_alloc, arena_size, in_arena};
 use crate::writer::{push, request};
@@ -37,16 +39,34 @@ pub(crate) fn record_free(p: *mut c_void) {
     });
 }
 
+/// An allocation that reached a hook from inside leakhunt: libc's on our
+/// behalf (served from our spare heap, unless it is full) or the program's
+/// (a signal handler that interrupted a hook: the real allocator).
+#[inline(always)]
+fn foreign_or(
+    spare: impl FnOnce() -> *mut c_void,
+    real: impl FnOnce() -> *mut c_void,
+) -> *mut c_void {
+    if guard::is_own() {
+        let p = spare();
+        if !p.is_null() {
+            return p;
+        }
+    }
+    real()
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
     let Some(r) = real::get() else {
         return arena_alloc(size, 16);
     };
     let Some(_g) = Guard::enter() else {
-        return (r.malloc)(size);
+        return foreign_or(|| heap::spare_malloc(size), || (r.malloc)(size));
     };
     let p = (r.malloc)(size);
     if !p.is_null() {
+        clear::new_block(r, p, size);
         record_alloc(p, size, AllocFn::Malloc);
     }
     p
@@ -59,7 +79,7 @@ pub unsafe extern "C" fn calloc(n: size_t, size: size_t) -> *mut c_void {
         return arena_alloc(n.saturating_mul(size), 16);
     };
     let Some(_g) = Guard::enter() else {
-        return (r.calloc)(n, size);
+        return foreign_or(|| heap::spare_calloc(n, size), || (r.calloc)(n, size));
     };
     let p = (r.calloc)(n, size);
     if !p.is_null() {
@@ -72,6 +92,9 @@ pub unsafe extern "C" fn calloc(n: size_t, size: size_t) -> *mut c_void {
 pub unsafe extern "C" fn free(p: *mut c_void) {
     if p.is_null() || in_arena(p) {
         return;
+    }
+    if heap::is_spare(p) {
+        return heap::spare_free(p);
     }
     let Some(r) = real::get() else { return };
     if let Some(_g) = Guard::enter() {
@@ -91,13 +114,15 @@ unsafe fn realloc_from_arena(p: *mut c_void, size: usize) -> *mut c_void {
 }
 
 /// `zero_frees`: a NULL result for size 0 means the block was freed (glibc),
-/// not that the call failed.
+/// not that the call failed. `libc`: the allocator is the C library's, whose
+/// new bytes are cleared (`clear`).
 #[inline(always)]
 pub(crate) unsafe fn realloc_impl(
     p: *mut c_void,
     size: usize,
     func: AllocFn,
     zero_frees: bool,
+    libc: Option<&real::Real>,
     call: impl FnOnce() -> *mut c_void,
 ) -> *mut c_void {
     let Some(_g) = Guard::enter() else {
@@ -106,10 +131,14 @@ pub(crate) unsafe fn realloc_impl(
     if p.is_null() {
         let q = call();
         if !q.is_null() {
+            if let Some(r) = libc {
+                clear::new_block(r, q, size);
+            }
             record_alloc(q, size, func);
         }
         return q;
     }
+    let old = libc.map_or(0, |r| clear::old_usable(r, p));
     let t = tid();
     push(&Event {
         kind: kind::REALLOC_FREE,
@@ -131,6 +160,9 @@ pub(crate) unsafe fn realloc_impl(
             ..Default::default()
         });
     } else {
+        if let Some(r) = libc {
+            clear::grown(r, q, old, size);
+        }
         let h = crate::stack::capture(t, push);
         push(&Event {
             kind: kind::REALLOC_DONE,
@@ -149,10 +181,18 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: size_t) -> *mut c_void {
     if in_arena(p) {
         return realloc_from_arena(p, size);
     }
+    if heap::is_spare(p) {
+        return heap::spare_realloc(p, size);
+    }
     let Some(r) = real::get() else {
         return arena_alloc(size, 16);
     };
-    realloc_impl(p, size, AllocFn::Realloc, true, || (r.realloc)(p, size))
+    if p.is_null() && guard::is_own() {
+        return foreign_or(|| heap::spare_malloc(size), || (r.realloc)(p, size));
+    }
+    realloc_impl(p, size, AllocFn::Realloc, true, Some(r), || {
+        (r.realloc)(p, size)
+    })
 }
 
 #[no_mangle]
@@ -168,8 +208,10 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: size_t, size: size_t) -
         return arena_alloc(total, 16);
     };
     match r.reallocarray {
-        Some(f) => realloc_impl(p, total, AllocFn::Reallocarray, true, || f(p, n, size)),
-        None => realloc_impl(p, total, AllocFn::Reallocarray, true, || {
+        Some(f) => realloc_impl(p, total, AllocFn::Reallocarray, true, Some(r), || {
+            f(p, n, size)
+        }),
+        None => realloc_impl(p, total, AllocFn::Reallocarray, true, Some(r), || {
             (r.realloc)(p, total)
         }),
     }
@@ -190,12 +232,14 @@ pub unsafe extern "C" fn posix_memalign(
     };
     let ret = (r.posix_memalign)(out, align, size);
     if ret == 0 && !(*out).is_null() {
+        clear::new_block(r, *out, size);
         record_alloc(*out, size, AllocFn::PosixMemalign);
     }
     ret
 }
 
 unsafe fn aligned(
+    r: &real::Real,
     f: Option<real::AlignFn>,
     align: usize,
     size: usize,
@@ -210,6 +254,7 @@ unsafe fn aligned(
     };
     let p = f(align, size);
     if !p.is_null() {
+        clear::new_block(r, p, size);
         record_alloc(p, size, func);
     }
     p
@@ -220,7 +265,7 @@ pub unsafe extern "C" fn aligned_alloc(align: size_t, size: size_t) -> *mut c_vo
     let Some(r) = real::get() else {
         return arena_alloc(size, align);
     };
-    aligned(r.aligned_alloc, align, size, AllocFn::AlignedAlloc)
+    aligned(r, r.aligned_alloc, align, size, AllocFn::AlignedAlloc)
 }
 
 #[no_mangle]
@@ -228,10 +273,15 @@ pub unsafe extern "C" fn memalign(align: size_t, size: size_t) -> *mut c_void {
     let Some(r) = real::get() else {
         return arena_alloc(size, align);
     };
-    aligned(r.memalign, align, size, AllocFn::Memalign)
+    aligned(r, r.memalign, align, size, AllocFn::Memalign)
 }
 
-unsafe fn page_alloc(f: Option<real::MallocFn>, size: usize, func: AllocFn) -> *mut c_void {
+unsafe fn page_alloc(
+    r: &real::Real,
+    f: Option<real::MallocFn>,
+    size: usize,
+    func: AllocFn,
+) -> *mut c_void {
     let Some(f) = f else {
         *libc::__errno_location() = libc::ENOSYS;
         return core::ptr::null_mut();
@@ -241,6 +291,7 @@ unsafe fn page_alloc(f: Option<real::MallocFn>, size: usize, func: AllocFn) -> *
     };
     let p = f(size);
     if !p.is_null() {
+        clear::new_block(r, p, size);
         record_alloc(p, size, func);
     }
     p
@@ -251,7 +302,7 @@ pub unsafe extern "C" fn valloc(size: size_t) -> *mut c_void {
     let Some(r) = real::get() else {
         return arena_alloc(size, 4096);
     };
-    page_alloc(r.valloc, size, AllocFn::Valloc)
+    page_alloc(r, r.valloc, size, AllocFn::Valloc)
 }
 
 #[no_mangle]
@@ -259,13 +310,16 @@ pub unsafe extern "C" fn pvalloc(size: size_t) -> *mut c_void {
     let Some(r) = real::get() else {
         return arena_alloc(size, 4096);
     };
-    page_alloc(r.pvalloc, size, AllocFn::Pvalloc)
+    page_alloc(r, r.pvalloc, size, AllocFn::Pvalloc)
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> size_t {
     if in_arena(p) {
         return arena_size(p);
+    }
+    if heap::is_spare(p) {
+        return 0;
     }
     match real::get().and_then(|r| r.malloc_usable_size) {
         Some(f) => f(p),

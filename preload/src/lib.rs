@@ -3,14 +3,17 @@
 //! Loaded with `LD_PRELOAD`, it interposes the allocator (`hooks`), captures
 //! each allocating stack (`stack`, `unwind`), and hands events over a
 //! lock-free queue (`queue`) to one writer thread (`writer`) that keeps the
-//! live-block table and writes the trace (`output`, format crate).
+//! live-block table and writes the trace (`output`, format crate). What it
+//! allocates comes from a heap of its own (`heap`), never the program's.
 //!
 //! Everything here runs in somebody else's process: it must never deadlock,
 //! crash, or change what the program does. The hot path takes no lock, makes
 //! no system call and does no allocation of its own (a cache miss of the
 //! unwinder may allocate, unrecorded, under the reentrancy guard).
 
+mod clear;
 mod guard;
+mod heap;
 mod hooks;
 mod live;
 mod modules;
@@ -19,6 +22,7 @@ mod python;
 mod queue;
 mod real;
 mod scan;
+mod spin;
 mod stack;
 mod stop;
 mod unwind;
@@ -122,9 +126,17 @@ fn init() {
     // SAFETY: getpid cannot fail.
     OUR_PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
     writer::start_time();
+    clear::configure();
     // SAFETY: registering handlers with valid function pointers; they run
     // at fork (atfork) and at exit(), never in a signal context.
     unsafe {
+        // First: prepare handlers run last-registered-first, and the heap
+        // must be taken after the writer's flush, which allocates.
+        libc::pthread_atfork(
+            Some(heap::before_fork),
+            Some(heap::after_fork),
+            Some(heap::after_fork),
+        );
         libc::pthread_atfork(
             Some(writer::before_fork),
             Some(writer::after_fork_parent),

@@ -41,20 +41,8 @@ const MIN_BITS: u32 = 16;
 fn map(count: usize, populate: bool) -> *mut Slot {
     let bytes = count * core::mem::size_of::<Slot>();
     let populate = if populate { libc::MAP_POPULATE } else { 0 };
-    // SAFETY: an anonymous private mapping (raw syscall: our own mmap hook
-    // would record it), zero-filled, which is an empty table.
-    let p = unsafe {
-        libc::syscall(
-            libc::SYS_mmap,
-            0usize,
-            bytes,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | populate,
-            -1i32,
-            0usize,
-        )
-    };
-    if p == -1 || p == 0 {
+    let p = crate::heap::pages(bytes, libc::MAP_NORESERVE | populate);
+    if p.is_null() {
         crate::real::fatal("cannot map memory for the live-block table");
     }
     p as *mut Slot

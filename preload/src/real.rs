@@ -70,6 +70,8 @@ pub struct Real {
     pub exit_: Option<ExitFn>,
     pub exit_upper: Option<ExitFn>,
     pub abort: Option<AbortFn>,
+    /// The allocator is glibc's: its chunk headers may be read (`clear`).
+    pub glibc: bool,
 }
 
 static mut REAL: core::mem::MaybeUninit<Real> = core::mem::MaybeUninit::uninit();
@@ -151,8 +153,9 @@ unsafe fn resolve_all() -> Real {
             next(concat!($name, "\0").as_bytes())
         };
     }
+    let malloc: MallocFn = must!("malloc");
     Real {
-        malloc: must!("malloc"),
+        malloc,
         calloc: must!("calloc"),
         realloc: must!("realloc"),
         reallocarray: may!("reallocarray"),
@@ -178,7 +181,18 @@ unsafe fn resolve_all() -> Real {
         exit_: may!("_exit"),
         exit_upper: may!("_Exit"),
         abort: may!("abort"),
+        glibc: is_glibc(malloc as *const c_void),
     }
+}
+
+/// Whether `f` lies in glibc's shared object.
+unsafe fn is_glibc(f: *const c_void) -> bool {
+    let mut info: libc::Dl_info = core::mem::zeroed();
+    if libc::dladdr(f, &mut info) == 0 || info.dli_fname.is_null() {
+        return false;
+    }
+    let name = core::ffi::CStr::from_ptr(info.dli_fname).to_bytes();
+    name.rsplit(|&c| c == b'/').next() == Some(b"libc.so.6")
 }
 
 /// Nothing can work without the real allocator: say so and stop at once.
@@ -235,4 +249,13 @@ pub fn in_arena(p: *const c_void) -> bool {
 pub fn arena_size(p: *const c_void) -> usize {
     // SAFETY: p came from arena_alloc, which wrote the size just before it.
     unsafe { ((p as usize - ARENA_HDR) as *const usize).read() }
+}
+
+/// `dlsym` for our own look-ups: a failed one allocates dlerror's buffer and
+/// message, which are ours (see `heap`'s spare area), not the program's.
+///
+/// # Safety
+/// As `libc::dlsym`: a valid handle and a NUL-terminated name.
+pub unsafe fn dlsym(handle: *mut c_void, name: *const c_char) -> *mut c_void {
+    crate::guard::own(|| libc::dlsym(handle, name))
 }

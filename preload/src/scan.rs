@@ -77,7 +77,7 @@ fn static_tls_size() -> u64 {
     // SAFETY: dlsym with a NUL-terminated name; the symbol, when present, is
     // ld.so's `void _dl_get_tls_static_info(size_t *, size_t *)`.
     unsafe {
-        let p = libc::dlsym(libc::RTLD_DEFAULT, c"_dl_get_tls_static_info".as_ptr());
+        let p = crate::real::dlsym(libc::RTLD_DEFAULT, c"_dl_get_tls_static_info".as_ptr());
         if p.is_null() {
             return 4096;
         }
@@ -97,7 +97,7 @@ fn freeres_functions() -> Vec<extern "C" fn()> {
         // SAFETY: dlsym with a NUL-terminated name; both functions take no
         // arguments and are meant to be called once, at the very end.
         unsafe {
-            let p = libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr());
+            let p = crate::real::dlsym(libc::RTLD_DEFAULT, name.as_ptr());
             if !p.is_null() {
                 out.push(core::mem::transmute::<*mut libc::c_void, extern "C" fn()>(
                     p,
@@ -115,7 +115,7 @@ fn freeres_functions() -> Vec<extern "C" fn()> {
 /// and under the guard (a failed `dlsym` allocates its error message).
 fn py_type_type() -> Option<u64> {
     // SAFETY: dlsym with a NUL-terminated name; only the address is used.
-    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"PyType_Type".as_ptr()) };
+    let p = unsafe { crate::real::dlsym(libc::RTLD_DEFAULT, c"PyType_Type".as_ptr()) };
     (!p.is_null()).then_some(p as u64)
 }
 
@@ -217,6 +217,45 @@ struct Memory<'a> {
     blocks: &'a [leakhunt_leakcheck::Block],
     /// glibc's writable data, where `main_arena` keeps its bins and top.
     allocator_data: (u64, u64),
+    /// The readable mapping the last word came from: most reads fall in it.
+    last: core::cell::Cell<(u64, u64)>,
+    /// Words of live blocks the scan could not read (`PROT_NONE`, unmapped).
+    unreadable: core::cell::Cell<u64>,
+}
+
+impl<'a> Memory<'a> {
+    fn new(
+        maps: &'a [Map],
+        blocks: &'a [leakhunt_leakcheck::Block],
+        allocator_data: (u64, u64),
+    ) -> Self {
+        Memory {
+            maps,
+            blocks,
+            allocator_data,
+            last: core::cell::Cell::new((0, 0)),
+            unreadable: core::cell::Cell::new(0),
+        }
+    }
+
+    /// Whether the 8 bytes at `addr` lie in a readable mapping. The maps
+    /// were read with every other thread stopped, after the runtime's
+    /// leftovers were freed: nothing maps, unmaps or protects now but the
+    /// writer, which touches only its own memory.
+    #[inline(always)]
+    fn can_read(&self, addr: u64) -> bool {
+        let (lo, hi) = self.last.get();
+        if addr >= lo && addr + 8 <= hi {
+            return true;
+        }
+        match map_of(self.maps, addr) {
+            Some(m) if m.read && addr + 8 <= m.hi => {
+                self.last.set((m.lo, m.hi));
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// glibc's chunk size for a request of `n` bytes (`request2size`).
@@ -244,8 +283,13 @@ impl leakhunt_leakcheck::Memory for Memory<'_> {
         if addr & 7 != 0 {
             return None;
         }
-        // SAFETY: the classifier reads root ranges (checked against the maps)
-        // and the insides of live heap blocks; both are mapped and readable.
+        // The insides of a live block may have been made unreadable (a guard
+        // page, mprotect): checked against the maps, never faulted on.
+        if !self.can_read(addr) {
+            self.unreadable.set(self.unreadable.get() + 1);
+            return None;
+        }
+        // SAFETY: an aligned word inside a readable mapping (just checked).
         let w = unsafe { core::ptr::read_volatile(addr as *const u64) };
         if addr >= self.allocator_data.0 && addr < self.allocator_data.1 && self.is_chunk_header(w)
         {
@@ -267,6 +311,10 @@ impl leakhunt_leakcheck::Memory for Memory<'_> {
         // SAFETY: an aligned word inside a readable mapping of this process,
         // which stays mapped while the other threads are stopped.
         Some(unsafe { core::ptr::read_volatile(addr as *const u64) })
+    }
+
+    fn readable(&self, addr: u64) -> bool {
+        self.can_read(addr & !7)
     }
 
     fn is_vtable_location(&self, addr: u64) -> bool {
@@ -587,21 +635,25 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
         debug_roots(&ranges, &words, &blocks, &maps, entry_sp);
     }
     let root_bytes: u64 = ranges.iter().map(|(a, b)| b - a).sum();
+    let memory = Memory::new(&maps, &blocks, allocator_data);
     let outcomes = leakhunt_leakcheck::classify_with(
         &blocks,
         &leakhunt_leakcheck::Roots {
             ranges: &ranges,
             words: &words,
         },
-        &Memory {
-            maps: &maps,
-            blocks: &blocks,
-            allocator_data,
-        },
+        &memory,
         &leakhunt_leakcheck::Options {
             python_type_type: py_type_type,
         },
     );
+    let unreadable = memory.unreadable.get();
+    if unreadable > 0 {
+        writer::say(&format!(
+            "the leak scan could not read {} bytes of live blocks (made unreadable by the program); no pointer was followed from them",
+            unreadable * 8
+        ));
+    }
     let info = ScanInfo {
         blocks: blocks.len() as u64,
         root_bytes,
@@ -626,6 +678,7 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
             Some(Heuristic::NewArray) => 3,
             Some(Heuristic::MultipleInheritance) => 4,
             Some(Heuristic::Python) => 5,
+            Some(Heuristic::Dtv) => 6,
         };
         if kind == LeakKind::StillReachable && heuristic == 0 {
             continue;

@@ -213,35 +213,23 @@ impl PendingCode {
 /// A lock held by the writer while it works and by `fork`'s prepare handler,
 /// so that a child never inherits half-updated state. Not on the hot path.
 pub struct Locked {
-    busy: AtomicBool,
+    busy: crate::spin::SpinLock,
     state: UnsafeCell<Option<State>>,
 }
 // SAFETY: `state` is only touched between lock() and unlock().
 unsafe impl Sync for Locked {}
 
 pub static STATE: Locked = Locked {
-    busy: AtomicBool::new(false),
+    busy: crate::spin::SpinLock::new(),
     state: UnsafeCell::new(None),
 };
 
 impl Locked {
     pub fn lock(&self) {
-        let mut spins = 0u32;
-        while self
-            .busy
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            spins += 1;
-            if spins < 100 {
-                core::hint::spin_loop();
-            } else {
-                std::thread::sleep(Duration::from_micros(50));
-            }
-        }
+        self.busy.lock()
     }
     pub fn unlock(&self) {
-        self.busy.store(false, Ordering::Release);
+        self.busy.unlock()
     }
     /// # Safety
     /// The caller holds the lock.
@@ -348,12 +336,15 @@ pub fn spawn() {
         // A raw pthread, not std::thread: std's thread start-up allocates
         // before our code could set the guard, and those are not the program's.
         let mut thread: libc::pthread_t = 0;
-        let r = libc::pthread_create(
-            &mut thread,
-            core::ptr::null(),
-            writer_main,
-            core::ptr::null_mut(),
-        );
+        // Its TLS vector, which glibc allocates, is ours too.
+        let r = crate::guard::own(|| {
+            libc::pthread_create(
+                &mut thread,
+                core::ptr::null(),
+                writer_main,
+                core::ptr::null_mut(),
+            )
+        });
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
         if r == 0 {
             // The exit scan must know which thread not to stop: wait (briefly)

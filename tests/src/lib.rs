@@ -418,6 +418,17 @@ pub fn leakhunt_run_to(dir: &Path, trace: &Path, prog: &Path, args: &[&str]) -> 
     run_with(dir, trace, prog, args, &[])
 }
 
+/// `leakhunt run -o TRACE -- prog args`, run in `dir` with `env` added.
+pub fn leakhunt_run_env(
+    dir: &Path,
+    trace: &Path,
+    prog: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
+    run_with(dir, trace, prog, args, env)
+}
+
 fn run_with(dir: &Path, trace: &Path, prog: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = run_cmd(
         leakhunt_cmd()

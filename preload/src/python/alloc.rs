@@ -100,7 +100,7 @@ pub fn install(version: u64) {
     // SAFETY: dlsym with NUL-terminated names; the functions have these C
     // signatures in every CPython 3.x.
     unsafe {
-        let sym = |name: &core::ffi::CStr| libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr());
+        let sym = |name: &core::ffi::CStr| crate::real::dlsym(libc::RTLD_DEFAULT, name.as_ptr());
         if sym(c"PyMem_Calloc").is_null() {
             return;
         }
@@ -181,6 +181,9 @@ unsafe extern "C" fn wrap_malloc(ctx: *mut c_void, size: usize) -> *mut c_void {
     };
     let p = (a.malloc)(a.ctx, size);
     if !p.is_null() {
+        // pymalloc's blocks have no header to read: what was asked is
+        // cleared (see `clear`); a grown block's new bytes are not.
+        crate::clear::requested(p, size);
         record_alloc(p, size, AllocFn::Malloc);
     }
     p
@@ -202,7 +205,7 @@ unsafe extern "C" fn wrap_realloc(ctx: *mut c_void, p: *mut c_void, size: usize)
     let a = original(ctx);
     // CPython's realloc never frees: a size of 0 gets a 1-byte block, and a
     // NULL result is a failure.
-    realloc_impl(p, size, AllocFn::Realloc, false, || {
+    realloc_impl(p, size, AllocFn::Realloc, false, None, || {
         (a.realloc)(a.ctx, p, size)
     })
 }

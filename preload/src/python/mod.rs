@@ -105,7 +105,7 @@ const RTLD_DL_SYMENT: libc::c_int = 1;
 
 /// Resolves a dynamic symbol of the program or of a loaded libpython.
 unsafe fn symbol(name: &CStr) -> Option<(usize, usize)> {
-    let mut p = libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr());
+    let mut p = crate::real::dlsym(libc::RTLD_DEFAULT, name.as_ptr());
     if p.is_null() {
         // An embedding program may have loaded libpython RTLD_LOCAL.
         for m in crate::modules::scan() {
@@ -123,7 +123,7 @@ unsafe fn symbol(name: &CStr) -> Option<(usize, usize)> {
             };
             let h = libc::dlopen(path.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD);
             if !h.is_null() {
-                p = libc::dlsym(h, name.as_ptr());
+                p = crate::real::dlsym(h, name.as_ptr());
                 libc::dlclose(h);
             }
             if !p.is_null() {
