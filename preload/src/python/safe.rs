@@ -39,7 +39,7 @@ static CURBRK: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize
 /// allocate), so that each walk reads the break without a call.
 pub fn find_break() {
     // SAFETY: dlsym with a NUL-terminated name.
-    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"__curbrk".as_ptr()) };
+    let p = unsafe { crate::real::dlsym(libc::RTLD_DEFAULT, c"__curbrk".as_ptr()) };
     CURBRK.store(p as usize, Ordering::Relaxed);
 }
 
