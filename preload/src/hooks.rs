@@ -574,6 +574,89 @@ pub unsafe extern "C" fn execveat(
     around_exec(|| f(dirfd, path, argv, envp, flags))
 }
 
+// ---- execl, execlp, execle: variadic ----
+//
+// glibc's own execl* call its internal execve, which no hook sees: each one
+// is interposed here and turned into our execv/execvp/execve. Rust cannot
+// define a C variadic function, so a naked entry saves the five integer
+// argument registers after `path` next to the caller's stack arguments and
+// hands both to a Rust body that reads the list up to its NULL.
+
+/// Which function a variadic entry stands for.
+const EXECL: c_int = 0;
+const EXECLP: c_int = 1;
+const EXECLE: c_int = 2;
+
+macro_rules! execl_entry {
+    ($name:ident, $which:expr) => {
+        #[no_mangle]
+        #[unsafe(naked)]
+        pub unsafe extern "C" fn $name(_path: *const c_char, _arg: *const c_char) -> c_int {
+            // At entry rsp is 8 mod 16; five pushes make it 0 mod 16 for the call.
+            core::arch::naked_asm!(
+                "push r9",
+                "push r8",
+                "push rcx",
+                "push rdx",
+                "push rsi",
+                "mov rsi, rsp",
+                "lea rdx, [rsp + 48]",
+                "mov ecx, {which}",
+                "call {body}",
+                "add rsp, 40",
+                "ret",
+                which = const $which,
+                body = sym execl_body,
+            )
+        }
+    };
+}
+
+execl_entry!(execl, EXECL);
+execl_entry!(execlp, EXECLP);
+execl_entry!(execle, EXECLE);
+
+/// The longest argument list taken (glibc's limit is ARG_MAX's worth).
+const MAX_EXECL_ARGS: usize = 1 << 16;
+
+/// `regs`: the first five arguments after `path`; `stack`: the rest, as the
+/// caller laid them out. The list ends at its first NULL; `execle`'s
+/// environment follows it.
+unsafe extern "C" fn execl_body(
+    path: *const c_char,
+    regs: *const *const c_char,
+    stack: *const *const c_char,
+    which: c_int,
+) -> c_int {
+    let arg = |i: usize| {
+        if i < 5 {
+            *regs.add(i)
+        } else {
+            *stack.add(i - 5)
+        }
+    };
+    let mut argv: Vec<*const c_char> = Vec::new();
+    loop {
+        if argv.len() == MAX_EXECL_ARGS {
+            *libc::__errno_location() = libc::E2BIG;
+            return -1;
+        }
+        let a = arg(argv.len());
+        argv.push(a);
+        if a.is_null() {
+            break;
+        }
+    }
+    match which {
+        EXECLP => execvp(path, argv.as_ptr()),
+        EXECLE => {
+            let envp = arg(argv.len()) as *const *const c_char;
+            execve(path, argv.as_ptr(), envp)
+        }
+        _ => execv(path, argv.as_ptr()),
+    }
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn _exit(code: c_int) -> ! {
     end_image(end::QUICK_EXIT, code, Duration::from_secs(2));

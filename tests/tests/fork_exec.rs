@@ -319,3 +319,42 @@ fn posix_spawn_and_vfork_children() {
         assert_eq!(c["program"]["exit_code"], 0, "{key}");
     }
 }
+
+/// execl, execlp and execle are variadic, and glibc's own call its internal
+/// execve, which no hook sees: without their own entry points every image
+/// but the last was reported "killed or crashed" with nothing recorded.
+#[test]
+fn variadic_exec_family_ends_each_image_as_an_exec() {
+    let dir = TestDir::new("execl");
+    let Some(prog) = compile(dir.path(), "exec_variadic.c", &[]) else {
+        return;
+    };
+    let run = leakhunt_run(dir.path(), &prog, &[]);
+    assert_eq!(run.out.code(), Some(4), "the last image's status: {}", run.out.stderr);
+    let traces = exec_traces(&dir, &run.trace);
+    assert_eq!(
+        traces.len(),
+        5,
+        "one trace per image: {:?}",
+        traces.iter().map(|t| &t.0).collect::<Vec<_>>()
+    );
+    let mut execs = 0;
+    for (path, v) in &traces {
+        let t = totals(v);
+        assert_eq!(
+            (t.allocations, t.live_bytes_at_end),
+            (10, 1000),
+            "{}: {}",
+            path.display(),
+            v["totals"]
+        );
+        assert_eq!(v["trace"]["complete"], true, "{}", path.display());
+        let ending = v["program"]["ending"].as_str().unwrap_or("");
+        if ending.contains("exec") {
+            execs += 1;
+        } else {
+            assert_eq!(v["program"]["exit_code"], 4, "{}: {ending}", path.display());
+        }
+    }
+    assert_eq!(execs, 4, "images 0-3 end in exec");
+}
