@@ -290,6 +290,13 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                             "leakhunt: the trace is incomplete (the program did not finish normally)"
                         );
                     }
+                    if let Some(e) = m.end.filter(|e| e.dropped > 0) {
+                        let _ = writeln!(
+                            err,
+                            "leakhunt: warning: {} events could not be recorded (calls made from signal handlers while the queue was full); the counts above may be off by as many",
+                            report::commas(e.dropped)
+                        );
+                    }
                     let _ = writeln!(
                         err,
                         "leakhunt: trace: {} (leakhunt report {})",

@@ -15,6 +15,10 @@ const STOP_DEFERRED: u8 = 2;
 /// Inside a libc call of ours that may allocate (`own`): what it allocates
 /// is ours and goes to our spare heap, not the program's.
 const OWN: u8 = 4;
+/// Inside one of our wrappers of CPython's allocator (`Guard::wrapper`): the
+/// libc calls its original makes (pymalloc's big blocks) are part of the
+/// object the wrapper records, not calls of the program's own.
+const WRAPPER: u8 = 8;
 
 thread_local! {
     static BUSY: Cell<u8> = const { Cell::new(0) };
@@ -33,14 +37,26 @@ impl Guard {
     /// `None` if this thread is already inside leakhunt or recording is off.
     #[inline(always)]
     pub fn enter() -> Option<Guard> {
+        Guard::enter_as(IN_HOOK)
+    }
+
+    /// `enter` for our wrappers of CPython's allocator (see `WRAPPER`).
+    #[inline(always)]
+    pub fn wrapper() -> Option<Guard> {
+        Guard::enter_as(IN_HOOK | WRAPPER)
+    }
+
+    #[inline(always)]
+    fn enter_as(bits: u8) -> Option<Guard> {
         if !RECORDING.load(Ordering::Relaxed) {
             return None;
         }
         BUSY.with(|b| {
-            if b.get() != 0 {
+            let v = b.get();
+            if v & IN_HOOK != 0 {
                 None
             } else {
-                b.set(IN_HOOK);
+                b.set(v | bits);
                 Some(Guard(()))
             }
         })
@@ -56,7 +72,7 @@ impl Guard {
 impl Drop for Guard {
     #[inline(always)]
     fn drop(&mut self) {
-        let was = BUSY.with(|b| b.replace(0));
+        let was = BUSY.with(|b| b.replace(b.get() & !(IN_HOOK | STOP_DEFERRED | WRAPPER)));
         if was & STOP_DEFERRED != 0 {
             crate::stop::park_here();
         }
@@ -71,6 +87,15 @@ pub fn own<R>(f: impl FnOnce() -> R) -> R {
     let r = f();
     BUSY.with(|b| b.set((b.get() & STOP_DEFERRED) | (was & !STOP_DEFERRED)));
     r
+}
+
+/// Whether a hook that found this thread inside leakhunt was reached from
+/// a signal handler that interrupted one of our hooks (the program's call,
+/// to be recorded on the reentrant path) rather than from our own work.
+#[inline]
+pub fn nested() -> bool {
+    RECORDING.load(Ordering::Relaxed)
+        && BUSY.with(|b| b.get() & (IN_HOOK | OWN | WRAPPER) == IN_HOOK)
 }
 
 /// Whether an allocation reaching a hook now is one of libc's for us.

@@ -39,6 +39,41 @@ pub(crate) fn record_free(p: *mut c_void) {
     });
 }
 
+/// The reentrant path: the program's call made from a signal handler that
+/// interrupted one of our hooks on this thread. That hook may be half-way
+/// through defining a stack or a realloc, and the queue may be full with its
+/// claimed slot not yet published: so the event goes without a stack (the
+/// report shows it as such), through the non-blocking push, and what does
+/// not fit is counted as dropped (the report says how many).
+#[cold]
+#[inline(never)]
+fn nested_alloc(r: &real::Real, p: *mut c_void, size: usize, func: AllocFn) {
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: a block just returned by the real allocator, not yet the program's.
+    unsafe { clear::new_block(r, p, size) };
+    crate::writer::push_or_drop(&Event {
+        kind: kind::ALLOC,
+        tid: tid(),
+        a: p as u64,
+        b: size as u64,
+        c: 0,
+        d: func as u64,
+    });
+}
+
+#[cold]
+#[inline(never)]
+fn nested_free(p: *mut c_void) {
+    crate::writer::push_or_drop(&Event {
+        kind: kind::FREE,
+        tid: tid(),
+        a: p as u64,
+        ..Default::default()
+    });
+}
+
 /// An allocation that reached a hook from inside leakhunt: libc's on our
 /// behalf (served from our spare heap, unless it is full) or the program's
 /// (a signal handler that interrupted a hook: the real allocator).
@@ -62,6 +97,11 @@ pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
         return arena_alloc(size, 16);
     };
     let Some(_g) = Guard::enter() else {
+        if guard::nested() {
+            let p = (r.malloc)(size);
+            nested_alloc(r, p, size, AllocFn::Malloc);
+            return p;
+        }
         return foreign_or(|| heap::spare_malloc(size), || (r.malloc)(size));
     };
     let p = (r.malloc)(size);
@@ -79,6 +119,21 @@ pub unsafe extern "C" fn calloc(n: size_t, size: size_t) -> *mut c_void {
         return arena_alloc(n.saturating_mul(size), 16);
     };
     let Some(_g) = Guard::enter() else {
+        if guard::nested() {
+            let p = (r.calloc)(n, size);
+            if !p.is_null() {
+                // Zero already: recorded as it is.
+                crate::writer::push_or_drop(&Event {
+                    kind: kind::ALLOC,
+                    tid: tid(),
+                    a: p as u64,
+                    b: n.wrapping_mul(size) as u64,
+                    c: 0,
+                    d: AllocFn::Calloc as u64,
+                });
+            }
+            return p;
+        }
         return foreign_or(|| heap::spare_calloc(n, size), || (r.calloc)(n, size));
     };
     let p = (r.calloc)(n, size);
@@ -97,8 +152,10 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
         return heap::spare_free(p);
     }
     let Some(r) = real::get() else { return };
-    if let Some(_g) = Guard::enter() {
-        record_free(p);
+    match Guard::enter() {
+        Some(_g) => record_free(p),
+        None if guard::nested() => nested_free(p),
+        None => {}
     }
     (r.free)(p)
 }
@@ -115,7 +172,7 @@ unsafe fn realloc_from_arena(p: *mut c_void, size: usize) -> *mut c_void {
 
 /// `zero_frees`: a NULL result for size 0 means the block was freed (glibc),
 /// not that the call failed. `libc`: the allocator is the C library's, whose
-/// new bytes are cleared (`clear`).
+/// new bytes are cleared (`clear`); `None`: CPython's, wrapped by us.
 #[inline(always)]
 pub(crate) unsafe fn realloc_impl(
     p: *mut c_void,
@@ -125,7 +182,31 @@ pub(crate) unsafe fn realloc_impl(
     libc: Option<&real::Real>,
     call: impl FnOnce() -> *mut c_void,
 ) -> *mut c_void {
-    let Some(_g) = Guard::enter() else {
+    let guard = match libc {
+        Some(_) => Guard::enter(),
+        None => Guard::wrapper(),
+    };
+    let Some(_g) = guard else {
+        if libc.is_some() && guard::nested() {
+            // As a free and an allocation: a realloc's own events would
+            // break into the one this may have interrupted. (Should the
+            // realloc fail, the old block is then taken as freed.)
+            if !p.is_null() {
+                nested_free(p);
+            }
+            let q = call();
+            if !q.is_null() {
+                crate::writer::push_or_drop(&Event {
+                    kind: kind::ALLOC,
+                    tid: tid(),
+                    a: q as u64,
+                    b: size as u64,
+                    c: 0,
+                    d: func as u64,
+                });
+            }
+            return q;
+        }
         return call();
     };
     if p.is_null() {

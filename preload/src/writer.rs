@@ -272,6 +272,23 @@ pub fn push(ev: &Event) {
     }
 }
 
+/// Hands an event to the writer, waiting for room only briefly: for the
+/// reentrant path (`hooks::nested`), which may have interrupted this
+/// thread's own push between claiming its slot and filling it, and then the
+/// writer cannot get past that slot until the handler returns. (Usually the
+/// interrupted hook was merely waiting for room too, and the writer makes
+/// some in microseconds.) What still does not fit is counted as dropped.
+pub fn push_or_drop(ev: &Event) {
+    for _ in 0..1000 {
+        if QUEUE.try_push(ev) {
+            return;
+        }
+        // SAFETY: sched_yield has no preconditions.
+        unsafe { libc::sched_yield() };
+    }
+    DROPPED.fetch_add(1, Ordering::Relaxed);
+}
+
 #[cold]
 fn push_slow(ev: &Event) {
     let mut waited = 0u32;

@@ -330,7 +330,12 @@ fn variadic_exec_family_ends_each_image_as_an_exec() {
         return;
     };
     let run = leakhunt_run(dir.path(), &prog, &[]);
-    assert_eq!(run.out.code(), Some(4), "the last image's status: {}", run.out.stderr);
+    assert_eq!(
+        run.out.code(),
+        Some(4),
+        "the last image's status: {}",
+        run.out.stderr
+    );
     let traces = exec_traces(&dir, &run.trace);
     assert_eq!(
         traces.len(),

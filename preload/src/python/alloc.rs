@@ -176,7 +176,7 @@ fn original(ctx: *mut c_void) -> &'static Allocator {
 
 unsafe extern "C" fn wrap_malloc(ctx: *mut c_void, size: usize) -> *mut c_void {
     let a = original(ctx);
-    let Some(_g) = Guard::enter() else {
+    let Some(_g) = Guard::wrapper() else {
         return (a.malloc)(a.ctx, size);
     };
     let p = (a.malloc)(a.ctx, size);
@@ -191,7 +191,7 @@ unsafe extern "C" fn wrap_malloc(ctx: *mut c_void, size: usize) -> *mut c_void {
 
 unsafe extern "C" fn wrap_calloc(ctx: *mut c_void, n: usize, size: usize) -> *mut c_void {
     let a = original(ctx);
-    let Some(_g) = Guard::enter() else {
+    let Some(_g) = Guard::wrapper() else {
         return (a.calloc)(a.ctx, n, size);
     };
     let p = (a.calloc)(a.ctx, n, size);
@@ -218,7 +218,7 @@ unsafe extern "C" fn wrap_free(ctx: *mut c_void, p: *mut c_void) {
     if ctx as usize == DOMAIN_OBJ as usize {
         super::freeing_object(p);
     }
-    if let Some(_g) = Guard::enter() {
+    if let Some(_g) = Guard::wrapper() {
         record_free(p);
         return (a.free)(a.ctx, p);
     }
@@ -242,7 +242,7 @@ unsafe extern "C" fn wrap_arena_alloc(_: *mut c_void, size: usize) -> *mut c_voi
     if !is_arena(size) {
         return (a.alloc)(a.ctx, size);
     }
-    let _g = Guard::enter();
+    let _g = Guard::wrapper();
     (a.alloc)(a.ctx, size)
 }
 
@@ -251,6 +251,6 @@ unsafe extern "C" fn wrap_arena_free(_: *mut c_void, p: *mut c_void, size: usize
     if !is_arena(size) {
         return (a.free)(a.ctx, p, size);
     }
-    let _g = Guard::enter();
+    let _g = Guard::wrapper();
     (a.free)(a.ctx, p, size)
 }
