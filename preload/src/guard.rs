@@ -46,6 +46,14 @@ impl Guard {
         Guard::enter_as(IN_HOOK | WRAPPER)
     }
 
+    /// `enter` for our own work outside the hooks (start-up, fork, the end
+    /// of the image, the exit scan): what libc allocates meanwhile (the
+    /// scan's `opendir` of the thread list) is ours, like in `own`.
+    #[inline]
+    pub fn internal() -> Option<Guard> {
+        Guard::enter_as(IN_HOOK | OWN)
+    }
+
     #[inline(always)]
     fn enter_as(bits: u8) -> Option<Guard> {
         if !RECORDING.load(Ordering::Relaxed) {
@@ -72,7 +80,7 @@ impl Guard {
 impl Drop for Guard {
     #[inline(always)]
     fn drop(&mut self) {
-        let was = BUSY.with(|b| b.replace(b.get() & !(IN_HOOK | STOP_DEFERRED | WRAPPER)));
+        let was = BUSY.with(|b| b.replace(b.get() & !(IN_HOOK | STOP_DEFERRED | WRAPPER | OWN)));
         if was & STOP_DEFERRED != 0 {
             crate::stop::park_here();
         }

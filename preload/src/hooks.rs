@@ -288,14 +288,15 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: size_t, size: size_t) -
     let Some(r) = real::get() else {
         return arena_alloc(total, 16);
     };
-    match r.reallocarray {
-        Some(f) => realloc_impl(p, total, AllocFn::Reallocarray, true, Some(r), || {
-            f(p, n, size)
-        }),
-        None => realloc_impl(p, total, AllocFn::Reallocarray, true, Some(r), || {
-            (r.realloc)(p, total)
-        }),
+    if heap::is_spare(p) {
+        return heap::spare_realloc(p, total);
     }
+    // What glibc's reallocarray does, but with the real realloc: glibc's
+    // calls `realloc` through its PLT, into our hook, which would take it
+    // for a signal handler's call made inside ours (`nested`).
+    realloc_impl(p, total, AllocFn::Reallocarray, true, Some(r), || {
+        (r.realloc)(p, total)
+    })
 }
 
 #[no_mangle]
@@ -536,7 +537,7 @@ pub fn send_modules() {
 }
 
 fn modules_changed() {
-    if let Some(_g) = Guard::enter() {
+    if let Some(_g) = Guard::internal() {
         send_modules();
         // An embedding program may have just loaded libpython.
         crate::python::detect();
@@ -575,7 +576,7 @@ pub fn end_image(reason: u64, code: i32, timeout: Duration) -> bool {
         // A vfork child shares our memory and our writer: it must not end it.
         return false;
     }
-    let Some(_g) = Guard::enter() else {
+    let Some(_g) = Guard::internal() else {
         return false;
     };
     request(kind::END, reason, code as u32 as u64, timeout)
@@ -735,6 +736,40 @@ unsafe extern "C" fn execl_body(
             execve(path, argv.as_ptr(), envp)
         }
         _ => execv(path, argv.as_ptr()),
+    }
+}
+
+/// The thread that called `exit` first (0: none yet).
+static EXITING: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// In a fork child: its one thread has not called `exit`.
+pub fn forget_exiting() {
+    EXITING.store(0, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// `exit` from two threads at once: glibc before 2.41 lets both run the
+/// exit handlers, and the one that finishes first ends the process while the
+/// other is in ours (flushing the trace, scanning), so the trace lost
+/// everything still queued. As glibc does since, a second caller waits here
+/// until the first one's exit ends the process. (A `main` that returns calls
+/// glibc's exit directly, not through this hook.)
+#[no_mangle]
+pub unsafe extern "C" fn exit(code: c_int) -> ! {
+    use core::sync::atomic::Ordering;
+    let me = crate::stop::gettid();
+    if let Err(first) = EXITING.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
+        if first != me {
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    match real::get().and_then(|r| r.exit) {
+        Some(f) => f(code),
+        None => {
+            libc::syscall(libc::SYS_exit_group, code);
+            unreachable!()
+        }
     }
 }
 

@@ -85,7 +85,7 @@ extern "C" fn at_exit_body(code: c_int, return_slot: u64) {
         // SAFETY: written by at_exit just before, on this thread only.
         regs[..6].copy_from_slice(unsafe { &*core::ptr::addr_of!(EXIT_REGS) });
         let mut ips = [0usize; 64];
-        let n = match guard::Guard::enter() {
+        let n = match guard::Guard::internal() {
             // SAFETY: under the guard, as capture requires.
             Some(_g) => unsafe { unwind::capture(&mut ips) },
             None => 0,
@@ -111,8 +111,9 @@ extern "C" fn child_pid() {
     // SAFETY: getpid cannot fail.
     OUR_PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
     guard::forget_tid();
+    hooks::forget_exiting();
     // Starting the child's writer allocates: that is ours, not the program's.
-    let _g = guard::Guard::enter();
+    let _g = guard::Guard::internal();
     writer::after_fork_child();
 }
 
@@ -120,7 +121,7 @@ fn init() {
     if real::get().is_none() {
         return;
     }
-    let Some(_g) = guard::Guard::enter() else {
+    let Some(_g) = guard::Guard::internal() else {
         return;
     };
     // SAFETY: getpid cannot fail.

@@ -14,7 +14,6 @@ use libc::{off_t, size_t};
 pub type MallocFn = unsafe extern "C" fn(size_t) -> *mut c_void;
 pub type CallocFn = unsafe extern "C" fn(size_t, size_t) -> *mut c_void;
 pub type ReallocFn = unsafe extern "C" fn(*mut c_void, size_t) -> *mut c_void;
-pub type ReallocarrayFn = unsafe extern "C" fn(*mut c_void, size_t, size_t) -> *mut c_void;
 pub type FreeFn = unsafe extern "C" fn(*mut c_void);
 pub type PosixMemalignFn = unsafe extern "C" fn(*mut *mut c_void, size_t, size_t) -> c_int;
 pub type AlignFn = unsafe extern "C" fn(size_t, size_t) -> *mut c_void;
@@ -47,7 +46,6 @@ pub struct Real {
     pub malloc: MallocFn,
     pub calloc: CallocFn,
     pub realloc: ReallocFn,
-    pub reallocarray: Option<ReallocarrayFn>,
     pub free: FreeFn,
     pub posix_memalign: PosixMemalignFn,
     pub aligned_alloc: Option<AlignFn>,
@@ -68,6 +66,7 @@ pub struct Real {
     pub fexecve: Option<FexecveFn>,
     pub execveat: Option<ExecveatFn>,
     pub exit_: Option<ExitFn>,
+    pub exit: Option<ExitFn>,
     pub exit_upper: Option<ExitFn>,
     pub abort: Option<AbortFn>,
     /// The allocator is glibc's: its chunk headers may be read (`clear`).
@@ -158,7 +157,6 @@ unsafe fn resolve_all() -> Real {
         malloc,
         calloc: must!("calloc"),
         realloc: must!("realloc"),
-        reallocarray: may!("reallocarray"),
         free: must!("free"),
         posix_memalign: must!("posix_memalign"),
         aligned_alloc: may!("aligned_alloc"),
@@ -179,6 +177,7 @@ unsafe fn resolve_all() -> Real {
         fexecve: may!("fexecve"),
         execveat: may!("execveat"),
         exit_: may!("_exit"),
+        exit: may!("exit"),
         exit_upper: may!("_Exit"),
         abort: may!("abort"),
         glibc: is_glibc(malloc as *const c_void),

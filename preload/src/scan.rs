@@ -486,7 +486,7 @@ fn merge(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
 /// frames below it are not the program's and are not scanned.
 pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
     // Read under the guard: looking at the environment allocates.
-    let (enabled, debug) = match Guard::enter() {
+    let (enabled, debug) = match Guard::internal() {
         Some(_g) => (
             std::env::var_os("LEAKHUNT_SCAN").is_none_or(|v| v != "0"),
             // A development aid: print which root words point at which blocks.
@@ -500,7 +500,7 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
     let t0 = Instant::now();
     let me = stop::gettid();
     let (stopped, missed, blocked, freeres, tls, py_type_type) = {
-        let Some(_g) = Guard::enter() else { return };
+        let Some(_g) = Guard::internal() else { return };
         if writer::WRITER_PID.load(Ordering::Relaxed) != std::process::id() {
             return;
         }
@@ -514,7 +514,7 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
         f();
     }
     let freed = !freeres.is_empty();
-    let Some(_g) = Guard::enter() else { return };
+    let Some(_g) = Guard::internal() else { return };
     // Every other thread is parked outside our hooks: none holds the allocator
     // lock, so the scan may allocate (through the real allocator, unrecorded).
     let maps = read_maps();

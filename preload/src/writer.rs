@@ -14,6 +14,7 @@ use leakhunt_format::{
     AllocFn, ChunkWriter, EndInfo, EndReason, Module, Origin, ProcessInfo, PyCode, Record,
 };
 use std::collections::HashMap;
+use std::ffi::{CStr, CString};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
@@ -115,6 +116,9 @@ struct Output {
     /// every descriptor and opens others must never receive our bytes.
     id: (u64, u64),
     path: String,
+    /// `path` made absolute when the file was created, to open it again
+    /// should the program close our descriptor (and chdir).
+    reopen: Option<CString>,
     chunks: ChunkWriter,
     last_flush: Instant,
 }
@@ -492,14 +496,22 @@ impl State {
             return;
         }
         if file_id(o.fd) != Some(o.id) {
-            let path = o.path.clone();
-            say(&format!(
-                "the program closed the trace file {path}; recording is off"
-            ));
-            // Not ours any more: forget it without closing it.
-            self.out = None;
-            self.stop_recording();
-            return;
+            // The program closed our descriptor (daemons close every one,
+            // `close_range`, `dup2` over it), and the number may be one of
+            // its own files now: never touch it again. Our file is opened
+            // anew by its path, appending, if it still is the same file.
+            match o.reopen.as_deref().and_then(|p| open_again(p, o.id)) {
+                Some(fd) => o.fd = fd,
+                None => {
+                    let path = o.path.clone();
+                    say(&format!(
+                        "the program closed the trace file {path} and it cannot be opened again; recording is off"
+                    ));
+                    self.out = None;
+                    self.stop_recording();
+                    return;
+                }
+            }
         }
         if let Err(e) = write_all(o.fd, bytes) {
             say(&format!(
@@ -574,10 +586,14 @@ impl State {
             argv,
             recorder: env!("CARGO_PKG_VERSION").to_string(),
         }));
+        let reopen = std::env::current_dir()
+            .ok()
+            .and_then(|d| CString::new(d.join(&path).into_os_string().into_encoded_bytes()).ok());
         self.out = Some(Output {
             fd,
             id,
             path,
+            reopen,
             chunks,
             last_flush: Instant::now(),
         });
@@ -1083,6 +1099,27 @@ fn high_fd(fd: i32) -> i32 {
     }
 }
 
+/// Our trace file, opened again for appending: only if `path` still names
+/// the file we created (no symlink followed), on a high descriptor.
+fn open_again(path: &CStr, id: (u64, u64)) -> Option<i32> {
+    // SAFETY: a NUL-terminated path; the descriptor is ours.
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_WRONLY | libc::O_APPEND | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    if file_id(fd) != Some(id) {
+        // SAFETY: the descriptor just opened above.
+        unsafe { libc::close(fd) };
+        return None;
+    }
+    Some(high_fd(fd))
+}
+
 fn file_id(fd: i32) -> Option<(u64, u64)> {
     // SAFETY: fstat writes into a zeroed, properly sized struct.
     unsafe {
@@ -1103,7 +1140,7 @@ fn rss_bytes() -> Option<u64> {
 /// Before fork: everything recorded so far is written, and the writer is
 /// parked between two batches so the child inherits consistent state.
 pub extern "C" fn before_fork() {
-    let Some(_g) = Guard::enter() else { return };
+    let Some(_g) = Guard::internal() else { return };
     if WRITER_PID.load(Ordering::Relaxed) == getpid() {
         request(kind::FLUSH, 0, 0, Duration::from_secs(2));
         STATE.lock();

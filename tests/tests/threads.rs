@@ -192,3 +192,28 @@ fn signal_handler_allocations_are_recorded() {
         );
     }
 }
+
+/// exit() from three threads at once: the trace is complete every time,
+/// with every allocation made before (the two threads' DTVs besides).
+#[test]
+fn concurrent_exit_keeps_the_trace() {
+    let dir = TestDir::new("exit_race");
+    let Some(prog) = compile(dir.path(), "exit_race.c", &["-pthread"]) else {
+        return;
+    };
+    for i in 0..8 {
+        let trace = dir.join(format!("race{i}.trace"));
+        let run = leakhunt_run_to(dir.path(), &trace, &prog, &[]);
+        assert_eq!(run.out.code(), Some(3), "run {i}: {}", run.out.stderr);
+        let c = counts(&run.out.stderr, "allocs=");
+        let v = report_json(&trace);
+        assert_eq!(v["trace"]["complete"], true, "run {i}: {}", v["trace"]);
+        let t = program_totals(&v);
+        assert_eq!(
+            (t.allocations, t.frees),
+            (c["allocs"] as u64 + 2, c["frees"] as u64),
+            "run {i}: {}",
+            v["totals"]
+        );
+    }
+}

@@ -1,0 +1,29 @@
+/* exit() from three threads at once (two new ones and main, released by a
+ * barrier) after 1000 kept allocations. glibc before 2.41 lets them all run
+ * the exit handlers; the recorder must still finish the trace. Exits 3. */
+#include <pthread.h>
+#include <stdlib.h>
+#include "counts.h"
+
+static pthread_barrier_t go;
+void *volatile keep[1000];
+
+static void *run(void *arg) {
+    (void)arg;
+    pthread_barrier_wait(&go);
+    exit(3);
+}
+
+int main(void) {
+    for (int i = 0; i < 1000; i++) {
+        keep[i] = malloc(10);
+        got(keep[i], 10);
+    }
+    print_counts();
+    pthread_barrier_init(&go, NULL, 3);
+    pthread_t a, b;
+    pthread_create(&a, NULL, run, NULL);
+    pthread_create(&b, NULL, run, NULL);
+    pthread_barrier_wait(&go);
+    exit(3);
+}
