@@ -12,6 +12,7 @@
 //! unwinder may allocate, unrecorded, under the reentrancy guard).
 
 mod clear;
+mod crash;
 mod guard;
 mod heap;
 mod hooks;
@@ -152,6 +153,7 @@ fn init() {
     python::install_allocators();
     writer::open_now();
     writer::spawn();
+    crash::install();
 }
 
 /// Runs from the loader's `_dl_fini`. Normally `at_exit` comes later and

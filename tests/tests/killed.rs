@@ -217,3 +217,31 @@ fn immediate_crash_leaves_readable_trace() {
         assert_eq!(v["program"]["signal"], libc::SIGSEGV);
     }
 }
+
+/// A crash (SIGSEGV, a stack overflow, SIGBUS sent to itself) loses nothing
+/// that was recorded: the recorder's handler has the writer write out what
+/// is queued, then the signal kills the program as it would have.
+#[test]
+fn crash_flushes_what_was_recorded() {
+    let dir = TestDir::new("crash");
+    let Some(prog) = compile(dir.path(), "crash.c", &[]) else {
+        return;
+    };
+    for (arg, sig) in [
+        ("segv", libc::SIGSEGV),
+        ("overflow", libc::SIGSEGV),
+        ("kill", libc::SIGBUS),
+    ] {
+        let trace = dir.join(format!("{arg}.trace"));
+        let run = leakhunt_run_to(dir.path(), &trace, &prog, &[arg]);
+        assert_eq!(
+            run.out.shell_status(),
+            128 + sig,
+            "{arg}: the program's own death: {}",
+            run.out.stderr
+        );
+        let c = counts(&run.out.stderr, "allocs=");
+        let v = report_json(&trace);
+        assert_totals_match(&v, &c, 0, 0);
+    }
+}
