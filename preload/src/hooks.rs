@@ -523,6 +523,35 @@ pub unsafe extern "C" fn mremap(
     p
 }
 
+/// From the constructor: says once if the program's `malloc` is not ours
+/// (an allocator preloaded before libleakhunt.so, e.g.
+/// `LD_PRELOAD=libjemalloc.so.2:libleakhunt.so`): its calls then never reach
+/// our hooks and nothing would be recorded, silently.
+pub fn check_interposition() {
+    // SAFETY: our own dlsym, with a NUL-terminated name; dladdr fills
+    // `info` for an address of a loaded object. (Comparing addresses would
+    // not do: our own reference to `malloc` binds to the first definition
+    // too.)
+    let (base, name) = unsafe {
+        let found = real::dlsym(libc::RTLD_DEFAULT, c"malloc".as_ptr());
+        let mut info: libc::Dl_info = core::mem::zeroed();
+        if found.is_null() || libc::dladdr(found, &mut info) == 0 || info.dli_fname.is_null() {
+            return;
+        }
+        (
+            info.dli_fbase as u64,
+            core::ffi::CStr::from_ptr(info.dli_fname)
+                .to_string_lossy()
+                .into_owned(),
+        )
+    };
+    if base != crate::stack::self_base() {
+        crate::writer::say(&format!(
+            "the program's malloc is {name}'s, loaded before libleakhunt.so: its allocations are not recorded; put libleakhunt.so first in LD_PRELOAD"
+        ));
+    }
+}
+
 // ---- the module map ----
 
 /// Sends the current module list to the writer. Under the Guard: it allocates.

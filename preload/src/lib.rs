@@ -148,6 +148,7 @@ fn init() {
             AT_EXIT_REGISTERED.store(true, Ordering::Relaxed);
         }
     }
+    hooks::check_interposition();
     hooks::send_modules();
     python::detect();
     python::install_allocators();

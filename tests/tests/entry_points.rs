@@ -281,3 +281,45 @@ fn leak_kinds_match_memcheck() {
         assert_eq!(got, want[kind], "{kind}: leakhunt vs memcheck");
     }
 }
+
+/// An allocator preloaded before libleakhunt.so takes every call: the
+/// recorder says so, once, instead of writing an empty trace in silence;
+/// after it, everything is recorded as usual.
+#[test]
+fn allocator_preloaded_first_is_reported() {
+    let dir = TestDir::new("first_malloc");
+    let Some(lib) = try_compile(
+        dir.path(),
+        "first_malloc.c",
+        "libfirst.so",
+        &["-shared", "-fPIC"],
+    )
+    .unwrap_or_else(|e| panic!("{e}")) else {
+        return;
+    };
+    let Some(prog) = compile(dir.path(), "small.c", &[]) else {
+        return;
+    };
+    let order = |first: &std::path::Path, second: &std::path::Path, out: &str| {
+        let mut c = preload_cmd(&prog, &[], Some(&dir.join(out)));
+        c.env(
+            "LD_PRELOAD",
+            format!("{}:{}", first.display(), second.display()),
+        );
+        run_cmd(&mut c, std::time::Duration::from_secs(30))
+    };
+    let o = order(&lib, &preload_lib(), "before.trace");
+    let warned: Vec<&str> = o
+        .stderr
+        .lines()
+        .filter(|l| l.contains("loaded before libleakhunt.so"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{}", o.stderr);
+    assert!(warned[0].contains("libfirst.so"), "{}", warned[0]);
+    let o = order(&preload_lib(), &lib, "after.trace");
+    assert!(!o.stderr.contains("loaded before"), "{}", o.stderr);
+    assert_eq!(
+        program_totals(&report_json(&dir.join("after.trace"))).allocations,
+        4
+    );
+}
