@@ -124,6 +124,9 @@ pub struct Model {
     /// The totals the recorder counted at the end of the image (what a
     /// replay of its allocation records gives), when it ended normally.
     pub recorded_totals: Option<leakhunt_format::ImageTotals>,
+    /// How a chunk appended to the trace continues it (when the replay
+    /// read to the end).
+    pub framing: Option<leakhunt_format::ChunkFraming>,
 }
 
 /// Opens a trace for reading: its size and a streaming reader.
@@ -499,6 +502,7 @@ impl Model {
         }
         m.duration_us = st.now_us;
         m.cut = reader.cut().cloned();
+        m.framing = reader.framing();
         m.threads = tids.len() as u64;
         m.totals.live_blocks_at_end = m.live.len() as u64;
         m.totals.live_bytes_at_end = st.live_bytes;
