@@ -150,12 +150,6 @@ pub fn run(output: Option<&Path>, cmd: &[String]) -> Result<Outcome> {
         }
     });
     if let Some(path) = &explicit {
-        if path.is_dir() {
-            bail!(
-                "cannot write the trace to {}: it is a directory",
-                path.display()
-            );
-        }
         if let Some(parent) = path.parent() {
             if !parent.as_os_str().is_empty() && !parent.is_dir() {
                 bail!(
@@ -165,11 +159,9 @@ pub fn run(output: Option<&Path>, cmd: &[String]) -> Result<Outcome> {
                 );
             }
         }
-        // The recorder never overwrites; the user asked for this path, so make room.
-        if path.symlink_metadata().is_ok() {
-            std::fs::remove_file(path)
-                .with_context(|| format!("cannot replace {}", path.display()))?;
-        }
+        // The recorder never overwrites; the user asked for this path, so
+        // make room, but only where an earlier trace (or a link) stood.
+        crate::files::make_room(path, crate::files::Kind::Trace)?;
     }
     let template = match &explicit {
         Some(p) => p.to_string_lossy().replace('%', "%%"),
