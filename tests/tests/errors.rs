@@ -199,26 +199,36 @@ fn truncated_trace_is_reported_as_incomplete() {
     }
 }
 
-/// Exit 0 (SPEC.md: a cut or damaged trace is reported, not an error) with a
-/// quiet stderr, or with exactly one `leakhunt: warning:` line saying the
-/// trace is cut short or damaged.
-fn assert_cut_exit(o: &Output, what: &str) {
+/// Exit 0 (SPEC.md: a cut or damaged trace is reported, not an error), no
+/// panic, and on stderr only `leakhunt: warning:` lines saying the trace is
+/// cut short or damaged, besides a view's `leakhunt: wrote FILE`: the
+/// warnings.
+fn cut_warnings<'a>(o: &'a Output, what: &str) -> Vec<&'a str> {
     assert_eq!(o.code(), Some(0), "{what}: {}", o.stderr);
-    let lines: Vec<&str> = o.stderr.lines().collect();
-    if lines.is_empty() {
-        return;
+    assert!(!o.stderr.contains("panicked"), "{what}: {}", o.stderr);
+    let mut warnings = Vec::new();
+    for l in o.stderr.lines() {
+        if l.starts_with("leakhunt: warning:") {
+            assert!(
+                l.contains("cut short") || l.contains("damaged"),
+                "{what}: {l}"
+            );
+            warnings.push(l);
+        } else {
+            assert!(l.starts_with("leakhunt: wrote "), "{what}: {}", o.stderr);
+        }
     }
-    assert_eq!(lines.len(), 1, "{what}: {}", o.stderr);
-    assert!(
-        lines[0].starts_with("leakhunt: warning:"),
-        "{what}: {}",
-        o.stderr
-    );
-    assert!(
-        lines[0].contains("cut short") || lines[0].contains("damaged"),
-        "{what}: {}",
-        o.stderr
-    );
+    warnings
+}
+
+/// A quiet stderr, or exactly one warning line.
+fn assert_cut_exit(o: &Output, what: &str) {
+    assert!(cut_warnings(o, what).len() <= 1, "{what}: {}", o.stderr);
+}
+
+/// Exactly one warning line.
+fn assert_one_warning(o: &Output, what: &str) {
+    assert_eq!(cut_warnings(o, what).len(), 1, "{what}: {}", o.stderr);
 }
 
 /// A damaged byte: the report shows what came before and says so.
@@ -488,35 +498,6 @@ fn version_zero_and_unknown_flags_are_refused() {
         let line = report_error(&p, &format!("flags {flags:#x}"));
         assert!(line.contains("flags"), "{line}");
     }
-}
-
-/// Exit 0, the output written, and exactly one `leakhunt: warning:` line
-/// saying the trace is cut short or damaged (other stderr lines are the
-/// `leakhunt: wrote FILE` of a view).
-fn assert_one_warning(o: &Output, what: &str) {
-    assert_eq!(o.code(), Some(0), "{what}: {}", o.stderr);
-    assert!(!o.stderr.contains("panicked"), "{what}: {}", o.stderr);
-    let warnings: Vec<&str> = o
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("leakhunt: warning:"))
-        .collect();
-    assert_eq!(warnings.len(), 1, "{what}: {}", o.stderr);
-    assert!(
-        warnings[0].contains("cut short") || warnings[0].contains("damaged"),
-        "{what}: {}",
-        warnings[0]
-    );
-    let others: Vec<&str> = o
-        .stderr
-        .lines()
-        .filter(|l| !l.starts_with("leakhunt: warning:"))
-        .collect();
-    assert!(
-        others.iter().all(|l| l.starts_with("leakhunt: wrote ")),
-        "{what}: {}",
-        o.stderr
-    );
 }
 
 /// Every view of a cut or damaged trace works as `report` does: one
