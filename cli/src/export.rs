@@ -68,10 +68,13 @@ pub const DEFAULT_SAMPLE_TYPE: &str = "leaked_space";
 /// each recorded module.
 pub fn pprof(model: &Model, peak: Option<&Model>) -> anyhow::Result<Vec<u8>> {
     let raw = profile_proto(model, peak);
-    let mut gz = flate2::write::GzEncoder::new(
-        Vec::with_capacity(raw.len() / 4 + 64),
-        flate2::Compression::default(),
-    );
+    // The gzip comment is how `-o` knows an earlier profile of ours.
+    let mut gz = flate2::GzBuilder::new()
+        .comment(crate::files::PPROF_MARK)
+        .write(
+            Vec::with_capacity(raw.len() / 4 + 64),
+            flate2::Compression::default(),
+        );
     gz.write_all(&raw)?;
     Ok(gz.finish()?)
 }

@@ -4,6 +4,7 @@
 
 pub mod diff;
 pub mod export;
+pub mod files;
 pub mod flamegraph;
 pub mod leaks;
 pub mod model;

@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use leakhunt_cli::files::{self, Kind};
 use leakhunt_cli::leaks::{self, SuppressionSet};
 use leakhunt_cli::{flamegraph, model::Model, report, run};
 use leakhunt_format::LeakKind;
@@ -190,6 +191,28 @@ fn load(trace: &Path) -> Result<Model> {
     Ok(m)
 }
 
+/// A cut-short or damaged trace is a normal thing to report on or draw
+/// (SPEC.md): what came before is used, this one line says so, and the
+/// command succeeds. JSON readers see `trace.complete`.
+fn warn_if_cut(trace: &Path, m: &Model) {
+    if let Some(cut) = &m.cut {
+        let _ = writeln!(
+            std::io::stderr(),
+            "leakhunt: warning: {}: {}",
+            trace.display(),
+            report::cut_text(cut)
+        );
+    }
+}
+
+/// Writes a view's `-o` file (see `files::write_output`: never over
+/// anything but an earlier one of ours) and says so.
+fn write_view(output: &Path, kind: Kind, bytes: &[u8]) -> Result<()> {
+    files::write_output(output, kind, bytes)?;
+    eprintln!("leakhunt: wrote {}", output.display());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match real_main(cli) {
@@ -242,8 +265,7 @@ fn print_diff(
     if let Some(out) = svg {
         let mut buf = Vec::new();
         leakhunt_cli::diff::svg(&changes, what, &mut buf)?;
-        std::fs::write(out, buf).with_context(|| format!("cannot write {}", out.display()))?;
-        eprintln!("leakhunt: wrote {}", out.display());
+        write_view(out, Kind::Svg, &buf)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -348,7 +370,10 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                     from,
                     to.map_or("the end".to_string(), |t| format!("{t} ms"))
                 );
-                return print_diff(&before, &after, &what, format, None, limit.unwrap_or(25));
+                let code = print_diff(&before, &after, &what, format, None, limit.unwrap_or(25))?;
+                // The later moment read further: its cut, if either has one.
+                warn_if_cut(&trace, if after.cut.is_some() { &after } else { &before });
+                return Ok(code);
             }
             let supp = suppress.load()?;
             let m = load(&trace)?;
@@ -369,17 +394,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                     write_json(&v)?
                 }
             }
-            // A cut-short trace (a killed program) is a normal thing to report
-            // on (SPEC.md): one warning line, and success. JSON readers see
-            // `trace.complete`.
-            if let Some(cut) = &m.cut {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "leakhunt: warning: {}: {}",
-                    trace.display(),
-                    report::cut_text(cut)
-                );
-            }
+            warn_if_cut(&trace, &m);
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Export {
@@ -389,6 +404,11 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             what,
             kinds,
         } => {
+            let kind = match format {
+                ExportFormat::Collapsed => Kind::Collapsed,
+                ExportFormat::Pprof => Kind::Pprof,
+            };
+            files::check_output(&output, kind)?;
             let m = load(&trace)?;
             let bytes = match format {
                 ExportFormat::Collapsed if what == flamegraph::What::Peak => {
@@ -403,9 +423,8 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                     leakhunt_cli::export::pprof(&m, Some(&peak))?
                 }
             };
-            std::fs::write(&output, bytes)
-                .with_context(|| format!("cannot write {}", output.display()))?;
-            eprintln!("leakhunt: wrote {}", output.display());
+            write_view(&output, kind, &bytes)?;
+            warn_if_cut(&trace, &m);
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Diff {
@@ -415,12 +434,19 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             output,
             limit,
         } => {
+            if let Some(out) = &output {
+                files::check_output(out, Kind::Svg)?;
+            }
             let a = load(&before)?;
             let b = load(&after)?;
             let what = format!("{} -> {}", before.display(), after.display());
-            print_diff(&a, &b, &what, format, output.as_deref(), limit)
+            let code = print_diff(&a, &b, &what, format, output.as_deref(), limit)?;
+            warn_if_cut(&before, &a);
+            warn_if_cut(&after, &b);
+            Ok(code)
         }
         Cmd::Timeline { trace, output } => {
+            files::check_output(&output, Kind::Svg)?;
             let m = load(&trace)?;
             let program = m
                 .process
@@ -433,16 +459,12 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 (m.totals.peak_time_us, m.totals.peak_bytes),
                 &program,
             );
-            std::fs::write(&output, svg)
-                .with_context(|| format!("cannot write {}", output.display()))?;
-            eprintln!("leakhunt: wrote {}", output.display());
+            write_view(&output, Kind::Svg, svg.as_bytes())?;
+            warn_if_cut(&trace, &m);
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Dump { trace } => {
-            let file = std::fs::File::open(&trace)
-                .with_context(|| format!("cannot open {}", trace.display()))?;
-            let mut r = leakhunt_format::TraceReader::new(std::io::BufReader::new(file))
-                .with_context(|| trace.display().to_string())?;
+            let (_, mut r) = leakhunt_cli::model::open_reader(&trace)?;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             while let Some(rec) = r.next_record()? {
                 if writeln!(out, "{rec:?}").is_err() {
@@ -464,11 +486,13 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             min_share,
             temporary_threshold,
         } => {
+            files::check_output(&output, Kind::Svg)?;
             let mut m = if what == flamegraph::What::Temporary {
                 Model::load_with_threshold(&trace, temporary_threshold.max(1))?
             } else {
                 load(&trace)?
             };
+            let cut = m.cut.clone();
             if what == flamegraph::What::Peak {
                 // The live heap as it stood at the peak: a second pass that
                 // stops there (its own peak is the same one).
@@ -481,9 +505,9 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             };
             let mut buf = Vec::new();
             flamegraph::render(&m, what, &kinds.0, &style, &mut buf)?;
-            std::fs::write(&output, buf)
-                .with_context(|| format!("cannot write {}", output.display()))?;
-            eprintln!("leakhunt: wrote {}", output.display());
+            write_view(&output, Kind::Svg, &buf)?;
+            m.cut = cut;
+            warn_if_cut(&trace, &m);
             Ok(ExitCode::SUCCESS)
         }
     }

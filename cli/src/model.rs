@@ -22,8 +22,9 @@ pub enum LoadError {
     Open { path: String, err: std::io::Error },
     #[error("{path}: {err}")]
     Format { path: String, err: FormatError },
-    #[error("{path} is a directory, not a trace")]
-    Directory { path: String },
+    /// A directory, a FIFO, a device: reading it could block or never end.
+    #[error("{path} is {what}, not a trace")]
+    NotAFile { path: String, what: &'static str },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -124,17 +125,24 @@ pub struct Model {
     /// The totals the recorder counted at the end of the image (what a
     /// replay of its allocation records gives), when it ended normally.
     pub recorded_totals: Option<leakhunt_format::ImageTotals>,
+    /// How a chunk appended to the trace continues it (when the replay
+    /// read to the end).
+    pub framing: Option<leakhunt_format::ChunkFraming>,
 }
 
-/// Opens a trace for reading: its size and a streaming reader.
-fn open_reader(path: &Path) -> Result<(u64, TraceReader<BufReader<File>>), LoadError> {
+/// Opens a trace for reading: its size and a streaming reader. Only a
+/// regular file is opened (see `files::open_regular`).
+pub fn open_reader(path: &Path) -> Result<(u64, TraceReader<BufReader<File>>), LoadError> {
     let p = path.display().to_string();
-    if path.is_dir() {
-        return Err(LoadError::Directory { path: p });
-    }
-    let file = File::open(path).map_err(|err| LoadError::Open {
-        path: p.clone(),
-        err,
+    let file = crate::files::open_regular(path).map_err(|e| match e {
+        crate::files::OpenError::Io(err) => LoadError::Open {
+            path: p.clone(),
+            err,
+        },
+        crate::files::OpenError::NotAFile(what) => LoadError::NotAFile {
+            path: p.clone(),
+            what,
+        },
     })?;
     let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
     let reader = TraceReader::new(BufReader::with_capacity(1 << 20, file))
@@ -499,6 +507,7 @@ impl Model {
         }
         m.duration_us = st.now_us;
         m.cut = reader.cut().cloned();
+        m.framing = reader.framing();
         m.threads = tids.len() as u64;
         m.totals.live_blocks_at_end = m.live.len() as u64;
         m.totals.live_bytes_at_end = st.live_bytes;

@@ -150,12 +150,6 @@ pub fn run(output: Option<&Path>, cmd: &[String]) -> Result<Outcome> {
         }
     });
     if let Some(path) = &explicit {
-        if path.is_dir() {
-            bail!(
-                "cannot write the trace to {}: it is a directory",
-                path.display()
-            );
-        }
         if let Some(parent) = path.parent() {
             if !parent.as_os_str().is_empty() && !parent.is_dir() {
                 bail!(
@@ -165,11 +159,9 @@ pub fn run(output: Option<&Path>, cmd: &[String]) -> Result<Outcome> {
                 );
             }
         }
-        // The recorder never overwrites; the user asked for this path, so make room.
-        if path.symlink_metadata().is_ok() {
-            std::fs::remove_file(path)
-                .with_context(|| format!("cannot replace {}", path.display()))?;
-        }
+        // The recorder never overwrites; the user asked for this path, so
+        // make room, but only where an earlier trace (or a link) stood.
+        crate::files::make_room(path, crate::files::Kind::Trace)?;
     }
     let template = match &explicit {
         Some(p) => p.to_string_lossy().replace('%', "%%"),
@@ -204,7 +196,7 @@ pub fn run(output: Option<&Path>, cmd: &[String]) -> Result<Outcome> {
     let (trace, mut model) = last_image(&trace, child.id(), explicit_template(&template));
     let (code, signal) = (status.code(), status.signal());
     if let Ok(m) = &mut model {
-        append_exit_status(&trace, code, signal)
+        append_exit_status(&trace, m.framing, code, signal)
             .with_context(|| format!("cannot append the exit status to {}", trace.display()))?;
         m.exit_status = Some((code, signal));
     }
@@ -264,16 +256,26 @@ fn last_image(first: &Path, pid: u32, explicit: bool) -> (PathBuf, Result<Model,
     }
 }
 
-fn append_exit_status(trace: &Path, code: Option<i32>, signal: Option<i32>) -> Result<()> {
+/// Appends the exit status as the trace's next chunk (`framing`: its id
+/// and sequence number, from the replay that read it to the end).
+fn append_exit_status(
+    trace: &Path,
+    framing: Option<leakhunt_format::ChunkFraming>,
+    code: Option<i32>,
+    signal: Option<i32>,
+) -> Result<()> {
     // Only a file that starts as a trace gets a chunk appended: never make a
     // stranger's file, or an empty one, worse.
     let mut head = [0u8; 8];
     let mut f = std::fs::File::open(trace)?;
     use std::io::Read;
+    let Some(framing) = framing else {
+        return Ok(());
+    };
     if f.read_exact(&mut head).is_err() || &head != leakhunt_format::MAGIC {
         return Ok(());
     }
-    let mut w = leakhunt_format::ChunkWriter::default();
+    let mut w = leakhunt_format::ChunkWriter::continuing(framing);
     w.push(&leakhunt_format::Record::ExitStatus { code, signal });
     let mut f = std::fs::OpenOptions::new().append(true).open(trace)?;
     w.flush_to(&mut f)?;

@@ -172,11 +172,11 @@ fn version1(records: &[Record], every: usize) -> Vec<u8> {
     for (i, r) in records.iter().enumerate() {
         e.encode(r, &mut raw);
         if (i + 1) % every == 0 {
-            encode_chunk(&raw, false, &mut file);
+            encode_legacy_chunk(&raw, false, &mut file);
             raw.clear();
         }
     }
-    encode_chunk(&raw, false, &mut file);
+    encode_legacy_chunk(&raw, false, &mut file);
     file
 }
 

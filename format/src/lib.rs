@@ -4,13 +4,21 @@
 //!
 //! ```text
 //! file   := "LEAKHUNT" version:u32le flags:u32le chunk*
-//! chunk  := compressed_len:u32le raw_len:u32le crc32:u32le payload[compressed_len]
+//! chunk  := compressed_len:u32le raw_len:u32le trace_id:u32le seq:u32le
+//!           crc32:u32le payload[compressed_len]
 //! ```
 //!
 //! The payload is an LZ4 block holding `raw_len` bytes of records. The CRC32
-//! covers both lengths and the compressed payload, so a damaged length is caught
-//! before it is trusted. A trace cut short (the process was killed) reads up to
-//! its last complete chunk.
+//! covers the lengths, the trace id, the sequence number and the compressed
+//! payload, so a damaged length is caught before it is trusted. A trace cut
+//! short (the process was killed) reads up to its last complete chunk.
+//! No flag is defined yet: a header with any flag set is refused.
+//!
+//! Since version 3 every chunk names its trace (`trace_id`, drawn when the
+//! writer starts a file) and its place in it (`seq`: 0, 1, 2, ...), so a
+//! chunk repeated, moved or spliced in from another trace is damage, read up
+//! to and never counted twice. Versions 1 and 2 framed chunks without the two
+//! fields (a 12-byte chunk header); they are still read.
 //!
 //! Since version 2 the top bit of `raw_len` ([`EVENT_CHUNK`]) marks a chunk
 //! that holds only events ([`Record::is_event`]); every other chunk holds only
@@ -39,9 +47,17 @@ use std::io::{self, Read, Write};
 pub const MAGIC: &[u8; 8] = b"LEAKHUNT";
 /// Bumped whenever a reader of an older version could misread a newer trace.
 /// Version 2: chunks are marked as events or structure (see the module docs).
-pub const FORMAT_VERSION: u32 = 2;
+/// Version 3: chunks carry their trace's id and a sequence number.
+pub const FORMAT_VERSION: u32 = 3;
+/// The oldest version this crate reads.
+pub const OLDEST_VERSION: u32 = 1;
+/// Header flags this crate understands (none yet).
+pub const KNOWN_FLAGS: u32 = 0;
 pub const FILE_HEADER_LEN: usize = 16;
-pub const CHUNK_HEADER_LEN: usize = 12;
+/// A chunk header of version 3.
+pub const CHUNK_HEADER_LEN: usize = 20;
+/// A chunk header of versions 1 and 2 (no trace id, no sequence number).
+pub const LEGACY_CHUNK_HEADER_LEN: usize = 12;
 /// A chunk never holds more than this many uncompressed bytes; a larger length
 /// in a file means the file is damaged, and the reader refuses to allocate it.
 pub const MAX_CHUNK_RAW: usize = 16 << 20;
@@ -54,6 +70,10 @@ pub enum FormatError {
     BadMagic,
     #[error("trace format version {found} is newer than this leakhunt understands ({supported}); upgrade leakhunt")]
     NewerVersion { found: u32, supported: u32 },
+    #[error("trace format version 0 does not exist: the header is damaged")]
+    VersionZero,
+    #[error("the trace header has flags {0:#x} this leakhunt does not know: the header is damaged, or a newer leakhunt wrote it")]
+    UnknownFlags(u32),
     #[error("the trace is empty or shorter than its header")]
     TooShort,
     #[error("damaged chunk at byte {offset}: {why}")]
@@ -94,33 +114,109 @@ pub fn file_header() -> [u8; FILE_HEADER_LEN] {
     h
 }
 
-fn chunk_crc(compressed_len: u32, raw_len: u32, payload: &[u8]) -> u32 {
+/// Where a chunk sits: its trace and its place in it (version 3 on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Place {
+    trace_id: u32,
+    seq: u32,
+}
+
+fn chunk_crc(compressed_len: u32, raw_len: u32, place: Option<Place>, payload: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
     h.update(&compressed_len.to_le_bytes());
     h.update(&raw_len.to_le_bytes());
+    if let Some(p) = place {
+        h.update(&p.trace_id.to_le_bytes());
+        h.update(&p.seq.to_le_bytes());
+    }
     h.update(payload);
     h.finalize()
 }
 
-/// Compresses `raw` records into one framed chunk appended to `out`; `events`
-/// marks a chunk of events only.
-pub fn encode_chunk(raw: &[u8], events: bool, out: &mut Vec<u8>) {
+/// Compresses `raw` into one chunk appended to `out`, with a header of
+/// version 3 when `place` is given, else of versions 1 and 2.
+fn frame_chunk(raw: &[u8], events: bool, place: Option<Place>, out: &mut Vec<u8>) {
     debug_assert!(raw.len() <= MAX_CHUNK_RAW);
+    let header_len = if place.is_some() {
+        CHUNK_HEADER_LEN
+    } else {
+        LEGACY_CHUNK_HEADER_LEN
+    };
     let start = out.len();
-    out.extend_from_slice(&[0u8; CHUNK_HEADER_LEN]);
     let bound = lz4_flex::block::get_maximum_output_size(raw.len());
-    out.resize(start + CHUNK_HEADER_LEN + bound, 0);
-    let n = lz4_flex::block::compress_into(raw, &mut out[start + CHUNK_HEADER_LEN..])
+    out.resize(start + header_len + bound, 0);
+    let n = lz4_flex::block::compress_into(raw, &mut out[start + header_len..])
         .expect("output sized by get_maximum_output_size");
-    out.truncate(start + CHUNK_HEADER_LEN + n);
+    out.truncate(start + header_len + n);
     let (clen, rlen) = (
         n as u32,
         raw.len() as u32 | if events { EVENT_CHUNK } else { 0 },
     );
-    let crc = chunk_crc(clen, rlen, &out[start + CHUNK_HEADER_LEN..]);
-    out[start..start + 4].copy_from_slice(&clen.to_le_bytes());
-    out[start + 4..start + 8].copy_from_slice(&rlen.to_le_bytes());
-    out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
+    let crc = chunk_crc(clen, rlen, place, &out[start + header_len..]);
+    let mut h = Vec::with_capacity(header_len);
+    h.extend_from_slice(&clen.to_le_bytes());
+    h.extend_from_slice(&rlen.to_le_bytes());
+    if let Some(p) = place {
+        h.extend_from_slice(&p.trace_id.to_le_bytes());
+        h.extend_from_slice(&p.seq.to_le_bytes());
+    }
+    h.extend_from_slice(&crc.to_le_bytes());
+    out[start..start + header_len].copy_from_slice(&h);
+}
+
+/// Frames a chunk as versions 1 and 2 did (no trace id, no sequence
+/// number): for tests and tools that build older traces.
+pub fn encode_legacy_chunk(raw: &[u8], events: bool, out: &mut Vec<u8>) {
+    frame_chunk(raw, events, None, out)
+}
+
+/// How the chunks of one trace are framed: its version, its id, and the
+/// sequence number of the next chunk. A writer starts a trace with
+/// [`ChunkFraming::new_trace`]; `leakhunt run` continues one it read with
+/// [`TraceReader::framing`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkFraming {
+    version: u32,
+    trace_id: u32,
+    next_seq: u32,
+}
+
+impl ChunkFraming {
+    /// A new trace of the current version, with an id of its own: drawn
+    /// from the clock, the pid and a counter, so two traces (two runs, a
+    /// parent and its forked child) differ.
+    pub fn new_trace() -> ChunkFraming {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static STARTED: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let mut h = crc32fast::Hasher::new();
+        h.update(&nanos.to_le_bytes());
+        h.update(&std::process::id().to_le_bytes());
+        h.update(&STARTED.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+        ChunkFraming {
+            version: FORMAT_VERSION,
+            trace_id: h.finalize(),
+            next_seq: 0,
+        }
+    }
+
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// Compresses `raw` records into the trace's next chunk, appended to
+    /// `out`; `events` marks a chunk of events only (version 2 on).
+    pub fn frame(&mut self, raw: &[u8], events: bool, out: &mut Vec<u8>) {
+        let place = (self.version >= 3).then_some(Place {
+            trace_id: self.trace_id,
+            seq: self.next_seq,
+        });
+        frame_chunk(raw, events && self.version >= 2, place, out);
+        self.next_seq = self.next_seq.wrapping_add(1);
+    }
 }
 
 /// Why a reader stopped before the end of the file.
@@ -148,6 +244,10 @@ pub struct TraceReader<R: Read> {
     /// Event chunks are checked, counted and not decoded.
     skip_events: bool,
     skipped: u64,
+    /// Version 3 on: the trace id of the first chunk, and the sequence
+    /// number the next chunk must carry.
+    trace_id: Option<u32>,
+    next_seq: u32,
 }
 
 impl<R: Read> TraceReader<R> {
@@ -165,11 +265,18 @@ impl<R: Read> TraceReader<R> {
             return Err(FormatError::TooShort);
         }
         let version = u32::from_le_bytes(h[8..12].try_into().unwrap());
+        let flags = u32::from_le_bytes(h[12..16].try_into().unwrap());
+        if version < OLDEST_VERSION {
+            return Err(FormatError::VersionZero);
+        }
         if version > FORMAT_VERSION {
             return Err(FormatError::NewerVersion {
                 found: version,
                 supported: FORMAT_VERSION,
             });
+        }
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(FormatError::UnknownFlags(flags));
         }
         Ok(TraceReader {
             input,
@@ -185,6 +292,8 @@ impl<R: Read> TraceReader<R> {
             version,
             skip_events: false,
             skipped: 0,
+            trace_id: None,
+            next_seq: 0,
         })
     }
 
@@ -228,20 +337,36 @@ impl<R: Read> TraceReader<R> {
     }
 
     fn load_chunk(&mut self) -> Result<bool, FormatError> {
+        let header_len = if self.version >= 3 {
+            CHUNK_HEADER_LEN
+        } else {
+            LEGACY_CHUNK_HEADER_LEN
+        };
         let mut hdr = [0u8; CHUNK_HEADER_LEN];
-        let got = read_full(&mut self.input, &mut hdr)?;
+        let hdr = &mut hdr[..header_len];
+        let got = read_full(&mut self.input, hdr)?;
         if got == 0 {
             self.done = true;
             return Ok(false);
         }
-        if got < CHUNK_HEADER_LEN {
-            return self.stop(Cut::Truncated {
-                offset: self.offset,
+        let offset = self.offset;
+        if got >= MAGIC.len() && hdr[..MAGIC.len()] == MAGIC[..] {
+            return self.stop(Cut::Damaged {
+                offset,
+                why: "another trace's header: two traces concatenated".into(),
             });
         }
-        let clen = u32::from_le_bytes(hdr[0..4].try_into().unwrap());
-        let rlen_field = u32::from_le_bytes(hdr[4..8].try_into().unwrap());
-        let crc = u32::from_le_bytes(hdr[8..12].try_into().unwrap());
+        if got < header_len {
+            return self.stop(Cut::Truncated { offset });
+        }
+        let field = |i: usize| u32::from_le_bytes(hdr[4 * i..4 * i + 4].try_into().unwrap());
+        let (clen, rlen_field) = (field(0), field(1));
+        let place = (self.version >= 3).then(|| Place {
+            trace_id: field(2),
+            seq: field(3),
+        });
+        let crc = field(header_len / 4 - 1);
+        let hole = hdr.iter().all(|&b| b == 0);
         // The mark is not part of the length; in version 1 there is none, and
         // the bit makes the length out of range.
         let events = self.version >= 2 && rlen_field & EVENT_CHUNK != 0;
@@ -252,7 +377,6 @@ impl<R: Read> TraceReader<R> {
         };
         let bound = lz4_flex::block::get_maximum_output_size(MAX_CHUNK_RAW);
         if rlen as usize > MAX_CHUNK_RAW || clen as usize > bound {
-            let offset = self.offset;
             return self.stop(Cut::Damaged {
                 offset,
                 why: "chunk length out of range".into(),
@@ -261,50 +385,89 @@ impl<R: Read> TraceReader<R> {
         self.compressed.resize(clen as usize, 0);
         let got = read_full(&mut self.input, &mut self.compressed)?;
         if got < clen as usize {
-            return self.stop(Cut::Truncated {
-                offset: self.offset,
-            });
+            return self.stop(Cut::Truncated { offset });
         }
-        if chunk_crc(clen, rlen_field, &self.compressed) != crc {
+        if chunk_crc(clen, rlen_field, place, &self.compressed) != crc {
             // A chunk whose header is zeros is a hole left by a write that never
             // happened (the file was extended but the data never landed): truncation.
-            let cut = if clen == 0 && rlen_field == 0 && crc == 0 {
-                Cut::Truncated {
-                    offset: self.offset,
-                }
+            let cut = if hole {
+                Cut::Truncated { offset }
             } else {
                 Cut::Damaged {
-                    offset: self.offset,
+                    offset,
                     why: "checksum mismatch".into(),
                 }
             };
             return self.stop(cut);
         }
-        if events && self.skip_events {
-            self.chunk_offset = self.offset;
-            self.offset += (CHUNK_HEADER_LEN + clen as usize) as u64;
-            self.raw.clear();
-            self.pos = 0;
-            self.chunks += 1;
-            self.skipped += 1;
-            return Ok(true);
-        }
-        self.raw.resize(rlen as usize, 0);
-        match lz4_flex::block::decompress_into(&self.compressed, &mut self.raw) {
-            Ok(n) if n == rlen as usize => {}
-            _ => {
-                let offset = self.offset;
-                return self.stop(Cut::Damaged {
-                    offset,
-                    why: "bad compressed data".into(),
-                });
+        if let Some(p) = place {
+            if let Some(why) = self.out_of_place(p) {
+                return self.stop(Cut::Damaged { offset, why });
             }
         }
-        self.chunk_offset = self.offset;
-        self.offset += (CHUNK_HEADER_LEN + clen as usize) as u64;
+        if events && self.skip_events {
+            self.raw.clear();
+            self.skipped += 1;
+        } else {
+            self.raw.resize(rlen as usize, 0);
+            match lz4_flex::block::decompress_into(&self.compressed, &mut self.raw) {
+                Ok(n) if n == rlen as usize => {}
+                _ => {
+                    return self.stop(Cut::Damaged {
+                        offset,
+                        why: "bad compressed data".into(),
+                    });
+                }
+            }
+        }
+        if let Some(p) = place {
+            self.trace_id = Some(p.trace_id);
+            self.next_seq = p.seq.wrapping_add(1);
+        }
+        self.chunk_offset = offset;
+        self.offset += (header_len + clen as usize) as u64;
         self.pos = 0;
         self.chunks += 1;
         Ok(true)
+    }
+
+    /// Why a sound chunk does not belong where it is, if it does not.
+    fn out_of_place(&self, p: Place) -> Option<String> {
+        if self.trace_id.is_some_and(|id| id != p.trace_id) {
+            return Some(format!(
+                "a chunk of another trace, id {:08x} in trace {:08x}",
+                p.trace_id,
+                self.trace_id.unwrap_or(0)
+            ));
+        }
+        if p.seq == self.next_seq {
+            return None;
+        }
+        Some(if p.seq < self.next_seq {
+            format!(
+                "chunk {} again after chunk {}, duplicated or reordered",
+                p.seq,
+                self.next_seq.wrapping_sub(1)
+            )
+        } else {
+            format!(
+                "chunk {} where chunk {} belongs, chunks missing or reordered",
+                p.seq, self.next_seq
+            )
+        })
+    }
+
+    /// The framing that continues this trace after its last chunk (to
+    /// append to it), once the whole file was read; `None` before the end.
+    pub fn framing(&self) -> Option<ChunkFraming> {
+        self.done.then(|| ChunkFraming {
+            version: self.version,
+            trace_id: match self.trace_id {
+                Some(id) => id,
+                None => ChunkFraming::new_trace().trace_id,
+            },
+            next_seq: self.next_seq,
+        })
     }
 
     fn stop(&mut self, cut: Cut) -> Result<bool, FormatError> {
@@ -359,21 +522,30 @@ pub struct ChunkWriter {
     framed: Vec<u8>,
     taken: Vec<u8>,
     encoder: Encoder,
+    framing: ChunkFraming,
 }
 
+/// A writer of a new trace (its chunks follow [`file_header`]).
 impl Default for ChunkWriter {
     fn default() -> Self {
+        ChunkWriter::continuing(ChunkFraming::new_trace())
+    }
+}
+
+impl ChunkWriter {
+    /// A writer whose chunks continue a trace framed by `framing` (see
+    /// [`TraceReader::framing`]).
+    pub fn continuing(framing: ChunkFraming) -> ChunkWriter {
         ChunkWriter {
             structure: Vec::with_capacity(64 << 10),
             events: Vec::with_capacity(1 << 20),
             framed: Vec::new(),
             taken: Vec::new(),
             encoder: Encoder::default(),
+            framing,
         }
     }
-}
 
-impl ChunkWriter {
     pub fn push(&mut self, r: &Record) {
         if r.is_event() {
             self.encoder.encode(r, &mut self.events);
@@ -392,11 +564,11 @@ impl ChunkWriter {
 
     fn frame(&mut self) {
         if !self.structure.is_empty() {
-            encode_chunk(&self.structure, false, &mut self.framed);
+            self.framing.frame(&self.structure, false, &mut self.framed);
             self.structure.clear();
         }
         if !self.events.is_empty() {
-            encode_chunk(&self.events, true, &mut self.framed);
+            self.framing.frame(&self.events, true, &mut self.framed);
             self.events.clear();
         }
     }
@@ -418,12 +590,14 @@ impl ChunkWriter {
         Ok(())
     }
 
-    /// Starts a new file: the delta state of a new trace begins from zero.
+    /// Starts a new file: the delta state of a new trace begins from zero,
+    /// and its chunks have an id and sequence numbers of their own.
     pub fn reset(&mut self) {
         self.structure.clear();
         self.events.clear();
         self.framed.clear();
         self.encoder = Encoder::default();
+        self.framing = ChunkFraming::new_trace();
     }
 }
 

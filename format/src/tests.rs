@@ -251,9 +251,9 @@ fn version_1_has_no_marks() {
     file[8..12].copy_from_slice(&1u32.to_le_bytes());
     let mut raw = Vec::new();
     Encoder::default().encode(&Record::Thread { tid: 7 }, &mut raw);
-    encode_chunk(&raw, false, &mut file);
+    encode_legacy_chunk(&raw, false, &mut file);
     let mut marked = file.clone();
-    encode_chunk(&raw, true, &mut marked);
+    encode_legacy_chunk(&raw, true, &mut marked);
     assert_eq!(
         read_with(&file, true),
         (vec![Record::Thread { tid: 7 }], None)
@@ -325,6 +325,170 @@ fn header_errors() {
         TraceReader::new(&h[..]),
         Err(FormatError::NewerVersion { found: 99, .. })
     ));
+    let mut h = file_header();
+    h[8..12].copy_from_slice(&0u32.to_le_bytes());
+    assert!(matches!(
+        TraceReader::new(&h[..]),
+        Err(FormatError::VersionZero)
+    ));
+    for flags in [1u32, 0x8000_0000, u32::MAX] {
+        let mut h = file_header();
+        h[12..16].copy_from_slice(&flags.to_le_bytes());
+        assert!(
+            matches!(TraceReader::new(&h[..]), Err(FormatError::UnknownFlags(f)) if f == flags),
+            "{flags:#x}"
+        );
+    }
+}
+
+/// (start, end) of each chunk of a trace of the current version.
+fn chunk_spans(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut at = FILE_HEADER_LEN;
+    while at + CHUNK_HEADER_LEN <= bytes.len() {
+        let clen = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let end = at + CHUNK_HEADER_LEN + clen;
+        spans.push((at, end));
+        at = end;
+    }
+    assert_eq!(at, bytes.len());
+    spans
+}
+
+#[test]
+fn duplicated_or_reordered_chunks_are_damage() {
+    let recs = sample();
+    let bytes = write_trace(&recs, 2);
+    let spans = chunk_spans(&bytes);
+    assert!(spans.len() >= 4, "{} chunks", spans.len());
+    let (whole, _) = read_all(&bytes);
+    for (i, &(a, b)) in spans.iter().enumerate() {
+        // chunk i twice in a row
+        let mut dup = bytes[..b].to_vec();
+        dup.extend_from_slice(&bytes[a..]);
+        let (got, cut) = read_all(&dup);
+        assert!(
+            matches!(&cut, Some(Cut::Damaged { offset, why }) if *offset == b as u64 && why.contains("again")),
+            "chunk {i} duplicated: {cut:?}"
+        );
+        assert_eq!(got.len(), read_all(&bytes[..b]).0.len(), "chunk {i}");
+        assert!(got.len() <= whole.len());
+        // chunk i moved to the end
+        if i + 1 < spans.len() {
+            let mut moved = bytes[..a].to_vec();
+            moved.extend_from_slice(&bytes[b..]);
+            moved.extend_from_slice(&bytes[a..b]);
+            let (_, cut) = read_all(&moved);
+            assert!(
+                matches!(&cut, Some(Cut::Damaged { offset, .. }) if *offset == a as u64),
+                "chunk {i} moved: {cut:?}"
+            );
+        }
+        // (both again with a summary, which skips event chunks undecoded)
+        let (_, cut) = read_with(&dup, true);
+        assert!(
+            matches!(cut, Some(Cut::Damaged { .. })),
+            "{i}: summary {cut:?}"
+        );
+    }
+}
+
+#[test]
+fn concatenated_and_foreign_chunks_are_damage() {
+    let recs = sample();
+    let a = write_trace(&recs, 3);
+    let b = write_trace(&recs, 3);
+    let (whole, _) = read_all(&a);
+    // cat a a
+    let mut twice = a.clone();
+    twice.extend_from_slice(&a);
+    let (got, cut) = read_all(&twice);
+    assert_eq!(got, whole);
+    assert!(
+        matches!(&cut, Some(Cut::Damaged { offset, why }) if *offset == a.len() as u64 && why.contains("concatenated")),
+        "{cut:?}"
+    );
+    // b's chunks after a's header (the same records, another trace)
+    let sa = chunk_spans(&a);
+    let sb = chunk_spans(&b);
+    assert_eq!(sa.len(), sb.len());
+    let mut mixed = a[..sa[1].0].to_vec();
+    mixed.extend_from_slice(&b[sb[1].0..]);
+    let (got, cut) = read_all(&mixed);
+    assert_eq!(got, read_all(&a[..sa[1].0]).0);
+    assert!(
+        matches!(&cut, Some(Cut::Damaged { why, .. }) if why.contains("another trace")),
+        "{cut:?}"
+    );
+}
+
+#[test]
+fn appended_chunks_continue_the_trace() {
+    let recs = sample();
+    for bytes in [write_trace(&recs, 3), legacy_trace(&recs, 2)] {
+        let mut r = TraceReader::new(&bytes[..]).unwrap();
+        assert_eq!(r.framing(), None, "not at the end yet");
+        while r.next_record().unwrap().is_some() {}
+        let framing = r.framing().unwrap();
+        let mut more = bytes.clone();
+        let mut w = ChunkWriter::continuing(framing);
+        w.push(&Record::ExitStatus {
+            code: Some(3),
+            signal: None,
+        });
+        w.flush_to(&mut more).unwrap();
+        let (got, cut) = read_all(&more);
+        assert_eq!(cut, None);
+        assert_eq!(
+            got.last(),
+            Some(&Record::ExitStatus {
+                code: Some(3),
+                signal: None
+            })
+        );
+        // A writer of a trace of its own does not continue this one.
+        let mut foreign = bytes.clone();
+        let mut w = ChunkWriter::default();
+        w.push(&Record::Thread { tid: 1 });
+        w.flush_to(&mut foreign).unwrap();
+        if framing.version() >= 3 {
+            assert!(read_all(&foreign).1.is_some());
+        }
+    }
+}
+
+/// A trace as version 2 wrote it: marked chunks with 12-byte headers.
+fn legacy_trace(records: &[Record], per_chunk: usize) -> Vec<u8> {
+    let mut file = file_header().to_vec();
+    file[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let (mut e, mut s, mut ev) = (Encoder::default(), Vec::new(), Vec::new());
+    for (i, r) in records.iter().enumerate() {
+        e.encode(r, if r.is_event() { &mut ev } else { &mut s });
+        if (i + 1) % per_chunk == 0 || i + 1 == records.len() {
+            for (buf, events) in [(&mut s, false), (&mut ev, true)] {
+                if !buf.is_empty() {
+                    encode_legacy_chunk(buf, events, &mut file);
+                    buf.clear();
+                }
+            }
+        }
+    }
+    file
+}
+
+#[test]
+fn version_2_is_still_read() {
+    let recs: Vec<Record> = sample()
+        .into_iter()
+        .filter(|r| !r.is_sequence_point())
+        .collect();
+    let bytes = legacy_trace(&recs, 3);
+    let (got, cut) = read_all(&bytes);
+    assert_eq!(cut, None);
+    assert_eq!(got, file_order(&recs, 3));
+    let (got, cut) = read_with(&bytes, true);
+    assert_eq!(cut, None);
+    assert_eq!(got.len(), recs.iter().filter(|r| !r.is_event()).count());
 }
 
 #[test]
@@ -332,7 +496,7 @@ fn huge_lengths_are_refused() {
     let mut b = file_header().to_vec();
     b.extend_from_slice(&u32::MAX.to_le_bytes());
     b.extend_from_slice(&u32::MAX.to_le_bytes());
-    b.extend_from_slice(&0u32.to_le_bytes());
+    b.extend_from_slice(&[0u8; CHUNK_HEADER_LEN - 8]);
     let (got, cut) = read_all(&b);
     assert!(got.is_empty());
     assert!(matches!(cut, Some(Cut::Damaged { .. })));
@@ -346,7 +510,7 @@ fn unknown_skippable_records_are_skipped() {
     raw.extend_from_slice(&[9, 9, 9]);
     Encoder::default().encode(&Record::Thread { tid: 7 }, &mut raw);
     let mut file = file_header().to_vec();
-    encode_chunk(&raw, false, &mut file);
+    ChunkFraming::new_trace().frame(&raw, false, &mut file);
     let (got, cut) = read_all(&file);
     assert_eq!(cut, None);
     assert_eq!(got, vec![Record::Thread { tid: 7 }]);

@@ -953,6 +953,56 @@ pub fn heaptrack_calls(dir: &Path, prog: &Path, args: &[&str]) -> Option<u64> {
     Some(number(n).expect("a number"))
 }
 
+// ---------------------------------------------------------------- hostile files
+
+/// Makes a FIFO at `path` (nobody will ever write to it).
+pub fn mkfifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("a path without NUL");
+    // SAFETY: a NUL-terminated path; mkfifo has no other preconditions.
+    let r = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+    assert_eq!(r, 0, "mkfifo {}", path.display());
+}
+
+/// The byte ranges of the chunks of a whole trace (of any version).
+pub fn chunk_spans(trace: &[u8]) -> Vec<(usize, usize)> {
+    use leakhunt_format::{CHUNK_HEADER_LEN, FILE_HEADER_LEN, LEGACY_CHUNK_HEADER_LEN};
+    let version = u32::from_le_bytes(trace[8..12].try_into().unwrap());
+    let header = if version >= 3 {
+        CHUNK_HEADER_LEN
+    } else {
+        LEGACY_CHUNK_HEADER_LEN
+    };
+    let mut spans = Vec::new();
+    let mut at = FILE_HEADER_LEN;
+    while at + header <= trace.len() {
+        let clen = u32::from_le_bytes(trace[at..at + 4].try_into().unwrap()) as usize;
+        let end = at + header + clen;
+        assert!(end <= trace.len(), "not a whole trace");
+        spans.push((at, end));
+        at = end;
+    }
+    assert_eq!(at, trace.len(), "not a whole trace");
+    spans
+}
+
+/// A character device to aim `-o` at: a `/dev/full` node of our own in
+/// `dir` when we may make one (root), so that a leakhunt that deleted what
+/// it was given would delete our node, not the system's; else `/dev/full`
+/// itself (which a user who is not root cannot delete).
+pub fn device_node(dir: &Path) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let p = dir.join("full.dev");
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).expect("a path without NUL");
+    // SAFETY: a NUL-terminated path; mknod has no other preconditions.
+    let r = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 7)) };
+    if r == 0 {
+        p
+    } else {
+        PathBuf::from("/dev/full")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -199,26 +199,36 @@ fn truncated_trace_is_reported_as_incomplete() {
     }
 }
 
-/// Exit 0 (SPEC.md: a cut or damaged trace is reported, not an error) with a
-/// quiet stderr, or with exactly one `leakhunt: warning:` line saying the
-/// trace is cut short or damaged.
-fn assert_cut_exit(o: &Output, what: &str) {
+/// Exit 0 (SPEC.md: a cut or damaged trace is reported, not an error), no
+/// panic, and on stderr only `leakhunt: warning:` lines saying the trace is
+/// cut short or damaged, besides a view's `leakhunt: wrote FILE`: the
+/// warnings.
+fn cut_warnings<'a>(o: &'a Output, what: &str) -> Vec<&'a str> {
     assert_eq!(o.code(), Some(0), "{what}: {}", o.stderr);
-    let lines: Vec<&str> = o.stderr.lines().collect();
-    if lines.is_empty() {
-        return;
+    assert!(!o.stderr.contains("panicked"), "{what}: {}", o.stderr);
+    let mut warnings = Vec::new();
+    for l in o.stderr.lines() {
+        if l.starts_with("leakhunt: warning:") {
+            assert!(
+                l.contains("cut short") || l.contains("damaged"),
+                "{what}: {l}"
+            );
+            warnings.push(l);
+        } else {
+            assert!(l.starts_with("leakhunt: wrote "), "{what}: {}", o.stderr);
+        }
     }
-    assert_eq!(lines.len(), 1, "{what}: {}", o.stderr);
-    assert!(
-        lines[0].starts_with("leakhunt: warning:"),
-        "{what}: {}",
-        o.stderr
-    );
-    assert!(
-        lines[0].contains("cut short") || lines[0].contains("damaged"),
-        "{what}: {}",
-        o.stderr
-    );
+    warnings
+}
+
+/// A quiet stderr, or exactly one warning line.
+fn assert_cut_exit(o: &Output, what: &str) {
+    assert!(cut_warnings(o, what).len() <= 1, "{what}: {}", o.stderr);
+}
+
+/// Exactly one warning line.
+fn assert_one_warning(o: &Output, what: &str) {
+    assert_eq!(cut_warnings(o, what).len(), 1, "{what}: {}", o.stderr);
 }
 
 /// A damaged byte: the report shows what came before and says so.
@@ -401,4 +411,186 @@ fn usage_errors_do_not_panic() {
         assert!(o.signal().is_none());
         assert!(!o.stderr.contains("panicked"), "{args:?}: {}", o.stderr);
     }
+}
+
+/// `leakhunt ARGS...` under the address-space limit.
+fn limited_args(args: &[&str]) -> Output {
+    limited(args, None)
+}
+
+/// Every command that reads a trace, reading `t` (outputs go into `dir`).
+fn reading_commands(dir: &Path, t: &str, good: &str) -> Vec<Vec<String>> {
+    let out = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let (f, p, e, c, tl, d) = (
+        out("f.svg"),
+        out("p.svg"),
+        out("e.pb.gz"),
+        out("e.txt"),
+        out("t.svg"),
+        out("d.svg"),
+    );
+    let cmds: [&[&str]; 11] = [
+        &["report", t],
+        &["report", "--format", "json", t],
+        &["report", "--from", "1", t],
+        &["flamegraph", t, "-o", &f],
+        &["flamegraph", t, "--what", "peak", "-o", &p],
+        &["export", t, "-o", &e],
+        &["export", t, "--format", "collapsed", "-o", &c],
+        &["timeline", t, "-o", &tl],
+        &["diff", good, t],
+        &["diff", t, good, "-o", &d],
+        &["dump", t],
+    ];
+    cmds.iter()
+        .map(|c| c.iter().map(|s| s.to_string()).collect())
+        .collect()
+}
+
+/// A FIFO nobody writes to, a device, a socket: every command refuses it
+/// with one line at once, without blocking on it (SPEC.md: a path that is
+/// not a regular file).
+#[test]
+fn fifo_or_device_as_trace_is_refused_at_once() {
+    let dir = TestDir::new("err_fifo");
+    let Some(trace) = sample_trace(&dir) else {
+        return;
+    };
+    let fifo = dir.join("fifo.trace");
+    mkfifo(&fifo);
+    let sock = dir.join("sock.trace");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let good = trace.to_str().unwrap();
+    for (p, kind) in [
+        (fifo.to_str().unwrap(), "FIFO"),
+        ("/dev/null", "device"),
+        ("/dev/zero", "device"),
+        (sock.to_str().unwrap(), "socket"),
+    ] {
+        for cmd in reading_commands(dir.path(), p, good) {
+            let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+            let o = limited_args(&args);
+            let line = assert_error(&o, &format!("{args:?}"));
+            assert!(line.contains(kind), "{args:?}: {line}");
+        }
+    }
+}
+
+/// Version 0 and header flags nobody defined are not a trace to trust.
+#[test]
+fn version_zero_and_unknown_flags_are_refused() {
+    let dir = TestDir::new("err_header");
+    let Some(trace) = sample_trace(&dir) else {
+        return;
+    };
+    let bytes = std::fs::read(&trace).unwrap();
+    let mut v0 = bytes.clone();
+    v0[8..12].copy_from_slice(&0u32.to_le_bytes());
+    let p = dir.join("v0.trace");
+    std::fs::write(&p, v0).unwrap();
+    let line = report_error(&p, "version 0");
+    assert!(line.contains("version 0"), "{line}");
+    for flags in [u32::MAX, 1] {
+        let mut b = bytes.clone();
+        b[12..16].copy_from_slice(&flags.to_le_bytes());
+        let p = dir.join(format!("flags{flags:x}.trace"));
+        std::fs::write(&p, b).unwrap();
+        let line = report_error(&p, &format!("flags {flags:#x}"));
+        assert!(line.contains("flags"), "{line}");
+    }
+}
+
+/// Every view of a cut or damaged trace works as `report` does: one
+/// warning line, its output written, exit 0.
+#[test]
+fn every_view_of_a_cut_or_damaged_trace_warns_once() {
+    let dir = TestDir::new("err_views_cut");
+    let Some(trace) = sample_trace(&dir) else {
+        return;
+    };
+    let bytes = std::fs::read(&trace).unwrap();
+    let n = bytes.len();
+    let cut = dir.join("cut.trace");
+    std::fs::write(&cut, &bytes[..n - 7]).unwrap();
+    let damaged = dir.join("damaged.trace");
+    let mut b = bytes.clone();
+    b[n * 2 / 3] ^= 0x5a;
+    std::fs::write(&damaged, &b).unwrap();
+    let good = trace.to_str().unwrap();
+    for t in [&cut, &damaged] {
+        let out = TestDir::new("err_views_out");
+        for cmd in reading_commands(out.path(), t.to_str().unwrap(), good) {
+            let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+            if args[0] == "dump" {
+                continue; // a debugging aid: it prints where it stopped
+            }
+            let o = limited_args(&args);
+            assert_one_warning(&o, &format!("{args:?}"));
+            if let Some(i) = args.iter().position(|a| *a == "-o") {
+                // (collapsed stacks of nothing leaked are an empty file)
+                assert!(
+                    std::fs::metadata(args[i + 1]).is_ok(),
+                    "{args:?}: nothing written"
+                );
+            }
+        }
+    }
+}
+
+/// A chunk repeated in place, a chunk moved, two traces concatenated, the
+/// chunks of another run spliced in: damage, read up to the last good
+/// chunk, never counted twice (SPEC.md).
+#[test]
+fn duplicated_reordered_or_foreign_chunks_are_damage() {
+    let dir = TestDir::new("err_dup_chunks");
+    let Some(trace) = sample_trace(&dir) else {
+        return;
+    };
+    let bytes = std::fs::read(&trace).unwrap();
+    let whole = program_totals(&report_json(&trace));
+    let spans = chunk_spans(&bytes);
+    assert!(spans.len() >= 4, "{} chunks", spans.len());
+    let check = |name: &str, b: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, b).unwrap();
+        let o = limited(&["report"], Some(&p));
+        assert_one_warning(&o, name);
+        assert!(o.stderr.contains("damaged"), "{name}: {}", o.stderr);
+        let v = report_json(&p);
+        assert_eq!(v["trace"]["complete"], false, "{name}");
+        let t = program_totals(&v);
+        assert!(
+            t.allocations <= whole.allocations && t.frees <= whole.frees,
+            "{name}: counted twice: {t:?} of {whole:?}"
+        );
+        t
+    };
+    for (i, &(a, b)) in spans.iter().enumerate() {
+        let mut dup = bytes[..b].to_vec();
+        dup.extend_from_slice(&bytes[a..]);
+        check(&format!("dup{i}.trace"), &dup);
+        if i + 1 < spans.len() {
+            let mut moved = bytes[..a].to_vec();
+            moved.extend_from_slice(&bytes[b..]);
+            moved.extend_from_slice(&bytes[a..b]);
+            check(&format!("moved{i}.trace"), &moved);
+        }
+    }
+    // cat a a: all of the first, nothing of the second
+    let mut twice = bytes.clone();
+    twice.extend_from_slice(&bytes);
+    let t = check("twice.trace", &twice);
+    assert_eq!(t.allocations, whole.allocations);
+    // Another run of the same program: the same records, another trace.
+    let other = dir.join("other");
+    std::fs::create_dir(&other).unwrap();
+    let prog = compile(&other, "entry_points.c", &[]).unwrap();
+    let run = leakhunt_run(&other, &prog, &[]);
+    assert_eq!(run.out.code(), Some(0));
+    let theirs = std::fs::read(&run.trace).unwrap();
+    let their_spans = chunk_spans(&theirs);
+    let k = spans.len() / 2;
+    let mut spliced = bytes[..spans[k].0].to_vec();
+    spliced.extend_from_slice(&theirs[their_spans[k].0..]);
+    check("foreign.trace", &spliced);
 }

@@ -5,6 +5,7 @@
 use leakhunt_tests::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::time::Duration;
 
 /// Runs small.c with LD_PRELOAD (and LEAKHUNT_OUTPUT if given) in `cwd`,
 /// exiting with `status`; returns the output and the program's pid.
@@ -259,4 +260,153 @@ fn leakhunt_run_output_is_literal() {
         "{:?}",
         dir.files_starting_with("")
     );
+}
+
+/// One `leakhunt:` line, a non-zero exit, no panic.
+fn assert_refused(o: &Output, what: &str) -> String {
+    assert!(!o.stderr.contains("panicked"), "{what}: {}", o.stderr);
+    assert!(o.signal().is_none(), "{what}: {:?}", o.status);
+    assert_ne!(o.code(), Some(0), "{what}: exit 0: {}", o.stderr);
+    let lines: Vec<&str> = o.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{what}: {}", o.stderr);
+    assert!(lines[0].starts_with("leakhunt:"), "{what}: {}", lines[0]);
+    lines[0].to_string()
+}
+
+/// SPEC.md: `-o PATH` never deletes or overwrites anything but an earlier
+/// leakhunt trace. A text file, a FIFO, a device are refused with one line
+/// before the program runs, and are left as they were; an earlier trace
+/// (and an empty file) is replaced.
+#[test]
+fn leakhunt_run_replaces_only_an_earlier_trace() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = TestDir::new("out_run_refuse");
+    let Some(prog) = compile(dir.path(), "small.c", &[]) else {
+        return;
+    };
+    let notes = dir.join("notes.txt");
+    std::fs::write(&notes, "precious\n").unwrap();
+    let run = leakhunt_run_to(dir.path(), &notes, &prog, &[]);
+    let line = assert_refused(&run.out, "a text file");
+    assert!(line.contains("not a leakhunt trace"), "{line}");
+    assert!(
+        !run.out.stdout.contains("hello from small"),
+        "the program ran"
+    );
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "precious\n");
+
+    let fifo = dir.join("fifo.trace");
+    mkfifo(&fifo);
+    let run = leakhunt_run_to(dir.path(), &fifo, &prog, &[]);
+    let line = assert_refused(&run.out, "a FIFO");
+    assert!(line.contains("FIFO"), "{line}");
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+
+    // (/dev/full as root was deleted and replaced by a trace)
+    let dev = &device_node(dir.path());
+    let run = leakhunt_run_to(dir.path(), dev, &prog, &[]);
+    let line = assert_refused(&run.out, "/dev/full");
+    assert!(line.contains("device"), "{line}");
+    assert!(std::fs::symlink_metadata(dev)
+        .unwrap()
+        .file_type()
+        .is_char_device());
+
+    let run = leakhunt_run_to(dir.path(), dir.path(), &prog, &[]);
+    let line = assert_refused(&run.out, "a directory");
+    assert!(line.contains("directory"), "{line}");
+
+    // An earlier trace is replaced, and so is an empty file (mktemp's).
+    let trace = dir.join("again.trace");
+    for _ in 0..2 {
+        let run = leakhunt_run_to(dir.path(), &trace, &prog, &[]);
+        assert_eq!(run.out.code(), Some(0), "{}", run.out.stderr);
+        assert_eq!(program_totals(&report_json(&trace)).allocations, 4);
+    }
+    let empty = dir.join("empty.trace");
+    std::fs::write(&empty, "").unwrap();
+    let run = leakhunt_run_to(dir.path(), &empty, &prog, &[]);
+    assert_eq!(run.out.code(), Some(0), "{}", run.out.stderr);
+    assert_eq!(program_totals(&report_json(&empty)).allocations, 4);
+}
+
+/// The views' `-o` (flamegraph, timeline, diff, both exports): a file that
+/// is not their own earlier output, a FIFO, a device, a directory are
+/// refused with one line and left alone; their own earlier output is
+/// overwritten; a symlink is replaced, its target untouched.
+#[test]
+fn view_outputs_overwrite_only_their_own_files() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = TestDir::new("out_views");
+    let Some(prog) = compile(dir.path(), "small.c", &[]) else {
+        return;
+    };
+    let run = leakhunt_run(dir.path(), &prog, &[]);
+    assert_eq!(run.out.code(), Some(0), "{}", run.out.stderr);
+    let t = run.trace.to_str().unwrap().to_string();
+    let views: [(&str, Vec<&str>); 6] = [
+        ("flamegraph", vec!["flamegraph", &t, "-o"]),
+        ("timeline", vec!["timeline", &t, "-o"]),
+        ("diff", vec!["diff", &t, &t, "-o"]),
+        ("pprof", vec!["export", &t, "-o"]),
+        (
+            "collapsed",
+            vec![
+                "export",
+                &t,
+                "--format",
+                "collapsed",
+                "--what",
+                "allocated",
+                "-o",
+            ],
+        ),
+        (
+            "collapsed-empty",
+            vec!["export", &t, "--format", "collapsed", "-o"],
+        ),
+    ];
+    let fifo = dir.join("fifo");
+    mkfifo(&fifo);
+    let dev = device_node(dir.path());
+    let victim = dir.join("victim.txt");
+    std::fs::write(&victim, "victim\n").unwrap();
+    for (name, args) in &views {
+        let with = |out: &Path| {
+            let mut a: Vec<&str> = args.clone();
+            a.push(out.to_str().unwrap());
+            run_cmd(leakhunt_cmd().args(&a), Duration::from_secs(30))
+        };
+        let notes = dir.join(format!("{name}.notes"));
+        std::fs::write(&notes, "precious\n").unwrap();
+        let line = assert_refused(&with(&notes), &format!("{name} over a text file"));
+        assert!(line.contains("refusing to overwrite"), "{name}: {line}");
+        assert_eq!(std::fs::read_to_string(&notes).unwrap(), "precious\n");
+        let line = assert_refused(&with(&fifo), &format!("{name} into a FIFO"));
+        assert!(line.contains("FIFO"), "{name}: {line}");
+        assert!(std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo());
+        let line = assert_refused(&with(&dev), &format!("{name} into a device"));
+        assert!(line.contains("device"), "{name}: {line}");
+        let line = assert_refused(&with(dir.path()), &format!("{name} into a directory"));
+        assert!(line.contains("directory"), "{name}: {line}");
+        // its own earlier output: overwritten
+        let out = dir.join(format!("{name}.out"));
+        for _ in 0..2 {
+            let o = with(&out);
+            assert_eq!(o.code(), Some(0), "{name}: {}", o.stderr);
+        }
+        // a symlink: replaced by the output, its target left alone
+        let link = dir.join(format!("{name}.link"));
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let o = with(&link);
+        assert_eq!(o.code(), Some(0), "{name}: {}", o.stderr);
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "victim\n");
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_file());
+    }
 }
