@@ -107,7 +107,31 @@ pub fn check_dynamic(program: &Path) -> Result<()> {
             program.display()
         );
     }
-    Ok(())
+    check_set_id(program)
+}
+
+/// A set-user-ID or set-group-ID program that would change our identity
+/// runs in the loader's secure mode, which ignores LD_PRELOAD: nothing
+/// would be recorded, and the run would end in a puzzling "no trace".
+fn check_set_id(program: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = program.metadata() else {
+        return Ok(());
+    };
+    // SAFETY: geteuid and getegid cannot fail.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let (what, owner) = if m.mode() & 0o4000 != 0 && m.uid() != uid {
+        ("set-user-ID", format!("user {}", m.uid()))
+    } else if m.mode() & 0o2000 != 0 && m.gid() != gid {
+        ("set-group-ID", format!("group {}", m.gid()))
+    } else {
+        return Ok(());
+    };
+    bail!(
+        "{} is {what} ({owner}): the loader ignores LD_PRELOAD for it, so leakhunt cannot record it (run it as that {}, or record a copy without the {what} bit)",
+        program.display(),
+        owner.split(' ').next().unwrap_or("owner")
+    )
 }
 
 /// The name the recorder gives a trace: the program's file name, sanitized.

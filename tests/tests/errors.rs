@@ -594,3 +594,40 @@ fn duplicated_reordered_or_foreign_chunks_are_damage() {
     spliced.extend_from_slice(&theirs[their_spans[k].0..]);
     check("foreign.trace", &spliced);
 }
+
+/// A set-user-ID program owned by someone else runs in the loader's secure
+/// mode, which drops LD_PRELOAD: `leakhunt run` says so in one line instead
+/// of a puzzling "no trace was written". (Needs root to make one.)
+#[test]
+fn run_set_uid_program_is_refused() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        skip("not root: cannot make a set-user-ID program of another user");
+        return;
+    }
+    let dir = TestDir::new("err_setuid");
+    let Some(prog) = compile(dir.path(), "small.c", &[]) else {
+        return;
+    };
+    std::os::unix::fs::chown(&prog, Some(65534), None).expect("chown nobody");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o4755)).expect("chmod u+s");
+    let o = run_cmd(
+        leakhunt_cmd()
+            .current_dir(dir.path())
+            .args(["run", "-o"])
+            .arg(dir.join("s.trace"))
+            .arg("--")
+            .arg(&prog),
+        TIMEOUT,
+    );
+    let line = assert_error(&o, "set-user-ID program");
+    assert!(
+        line.contains("set-user-ID") && line.contains("LD_PRELOAD"),
+        "{line}"
+    );
+    assert!(
+        !o.stdout.contains("hello from small"),
+        "it must not have run"
+    );
+}
