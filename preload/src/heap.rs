@@ -149,14 +149,17 @@ unsafe impl GlobalAlloc for Heap {
 }
 
 /// `fork`'s prepare handler, registered before the writer's so that it runs
-/// after it (the writer's flush allocates).
+/// after it (the writer's flush allocates). Both heaps: neither is ever
+/// taken while the other is held.
 pub extern "C" fn before_fork() {
     HEAP.busy.lock();
+    SPARE_HEAP.busy.lock();
 }
 
 /// `fork`'s parent and child handlers: in the child, the only thread is the
 /// one that forked, which holds the lock.
 pub extern "C" fn after_fork() {
+    SPARE_HEAP.busy.unlock();
     HEAP.busy.unlock();
 }
 
