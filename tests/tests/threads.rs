@@ -171,8 +171,10 @@ fn signal_handler_allocations_are_recorded() {
     let t = program_totals(&v);
     let off = (t.allocations as i64 - c["allocs"]).unsigned_abs()
         + (t.frees as i64 - c["frees"]).unsigned_abs();
+    // A dropped allocation also makes its free unknown (not counted), and a
+    // dropped free leaves its block live: each drop can be off by two.
     assert!(
-        off <= dropped,
+        off <= 2 * dropped,
         "recorded {} allocations and {} frees, the program made {c:?}; {dropped} dropped",
         t.allocations,
         t.frees
