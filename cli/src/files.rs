@@ -112,7 +112,10 @@ impl Kind {
                 let text = String::from_utf8_lossy(head);
                 text.starts_with("<?xml") && text.contains(SVG_MARK)
             }
-            Kind::Pprof => gzip_comment(head).is_some_and(|c| c == PPROF_MARK.as_bytes()),
+            Kind::Pprof => flate2::read::GzDecoder::new(head)
+                .header()
+                .and_then(|h| h.comment())
+                .is_some_and(|c| c == PPROF_MARK.as_bytes()),
             Kind::Collapsed => {
                 let Ok(text) = std::str::from_utf8(head) else {
                     return false;
@@ -130,34 +133,6 @@ impl Kind {
             }
         }
     }
-}
-
-/// The comment field of a gzip header (RFC 1952), if it has one.
-fn gzip_comment(b: &[u8]) -> Option<&[u8]> {
-    const FEXTRA: u8 = 4;
-    const FNAME: u8 = 8;
-    const FCOMMENT: u8 = 16;
-    if b.len() < 10 || b[0] != 0x1f || b[1] != 0x8b {
-        return None;
-    }
-    let flags = b[3];
-    let mut at = 10;
-    if flags & FEXTRA != 0 {
-        let n = u16::from_le_bytes([*b.get(at)?, *b.get(at + 1)?]) as usize;
-        at += 2 + n;
-    }
-    let zero_ended = |at: usize| -> Option<(&[u8], usize)> {
-        let rest = b.get(at..)?;
-        let n = rest.iter().position(|&c| c == 0)?;
-        Some((&rest[..n], at + n + 1))
-    };
-    if flags & FNAME != 0 {
-        at = zero_ended(at)?.1;
-    }
-    if flags & FCOMMENT == 0 {
-        return None;
-    }
-    zero_ended(at).map(|(c, _)| c)
 }
 
 /// How much of a file `is_ours` reads.

@@ -29,6 +29,23 @@ pub fn configure() {
 /// glibc's chunk flag for a chunk that is its own mapping.
 const IS_MMAPPED: usize = 2;
 
+/// `p`'s usable size, and whether it is fresh pages (a glibc chunk of its
+/// own mapping). Another allocator: its `malloc_usable_size` (0 without).
+///
+/// # Safety
+/// `p` is a live block of `r`'s allocator.
+#[inline(always)]
+unsafe fn chunk(r: &Real, p: *mut c_void) -> (usize, bool) {
+    if r.glibc {
+        // glibc's chunk header: the size word just below the block.
+        let head = *(p as *const usize).sub(1);
+        let mapped = head & IS_MMAPPED != 0;
+        let overhead = if mapped { 16 } else { 8 };
+        return ((head & !7).saturating_sub(overhead), mapped);
+    }
+    (r.malloc_usable_size.map_or(0, |f| f(p)), false)
+}
+
 /// The bytes of `p` the program may be given, or `None` when they are fresh
 /// pages. `size` is what was asked for: the least it can be.
 ///
@@ -36,15 +53,8 @@ const IS_MMAPPED: usize = 2;
 /// `p` is a live block of `r`'s allocator.
 #[inline(always)]
 unsafe fn usable(r: &Real, p: *mut c_void, size: usize) -> Option<usize> {
-    if r.glibc {
-        // glibc's chunk header: the size word just below the block.
-        let head = *(p as *const usize).sub(1);
-        if head & IS_MMAPPED != 0 {
-            return None;
-        }
-        return Some(((head & !7).saturating_sub(8)).max(size));
-    }
-    Some(r.malloc_usable_size.map_or(size, |f| f(p)).max(size))
+    let (n, fresh) = chunk(r, p);
+    (!fresh).then_some(n.max(size))
 }
 
 /// A block just allocated (not by `calloc`).
@@ -83,12 +93,7 @@ pub unsafe fn old_usable(r: &Real, p: *mut c_void) -> usize {
     if !ON.load(Ordering::Relaxed) {
         return 0;
     }
-    if r.glibc {
-        let head = *(p as *const usize).sub(1);
-        let hdr = if head & IS_MMAPPED != 0 { 16 } else { 8 };
-        return (head & !7).saturating_sub(hdr);
-    }
-    r.malloc_usable_size.map_or(0, |f| f(p))
+    chunk(r, p).0
 }
 
 /// `q`, the result of growing a block whose old usable size was `old` to

@@ -97,19 +97,30 @@ pub fn own<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// Whether a hook that found this thread inside leakhunt was reached from
-/// a signal handler that interrupted one of our hooks (the program's call,
-/// to be recorded on the reentrant path) rather than from our own work.
-#[inline]
-pub fn nested() -> bool {
-    RECORDING.load(Ordering::Relaxed)
-        && BUSY.with(|b| b.get() & (IN_HOOK | OWN | WRAPPER) == IN_HOOK)
+/// Who made a call that reached a hook while this thread was inside
+/// leakhunt (`Guard::enter` said no).
+#[derive(PartialEq, Eq)]
+pub enum Inside {
+    /// libc, on our behalf (`own`, `Guard::internal`, the writer): served
+    /// from our spare heap.
+    Ours,
+    /// The program, from a signal handler that interrupted one of our
+    /// hooks: recorded on the reentrant path.
+    Handler,
+    /// An original allocator we wrap, or recording is off: passed through.
+    Other,
 }
 
-/// Whether an allocation reaching a hook now is one of libc's for us.
 #[inline]
-pub fn is_own() -> bool {
-    BUSY.with(|b| b.get() & OWN != 0)
+pub fn inside() -> Inside {
+    let v = BUSY.with(|b| b.get());
+    if v & OWN != 0 {
+        Inside::Ours
+    } else if v & (IN_HOOK | WRAPPER) == IN_HOOK && RECORDING.load(Ordering::Relaxed) {
+        Inside::Handler
+    } else {
+        Inside::Other
+    }
 }
 
 /// Called from the stop signal's handler: if this thread is inside leakhunt

@@ -25,10 +25,6 @@ use dlmalloc::{Allocator, Dlmalloc};
 /// Pages straight from the kernel.
 struct Pages;
 
-fn mmap(size: usize) -> *mut u8 {
-    pages(size, 0)
-}
-
 /// `size` bytes of fresh zero pages of our own (`flags` added to an
 /// anonymous private mapping), or null: a raw system call, which our own
 /// `mmap` hook does not see.
@@ -73,7 +69,7 @@ fn munmap(p: *mut u8, size: usize) -> bool {
 // our own.
 unsafe impl Allocator for Pages {
     fn alloc(&self, size: usize) -> (*mut u8, usize, u32) {
-        let p = mmap(size);
+        let p = pages(size, 0);
         (p, if p.is_null() { 0 } else { size }, 0)
     }
 
@@ -103,17 +99,25 @@ unsafe impl Allocator for Pages {
     }
 }
 
-pub struct Heap {
+/// A dlmalloc and the lock that serialises it.
+pub struct Locked<A> {
     busy: SpinLock,
-    dl: UnsafeCell<Dlmalloc<Pages>>,
+    dl: UnsafeCell<Dlmalloc<A>>,
 }
 
 // SAFETY: `dl` is only touched between lock() and unlock().
-unsafe impl Sync for Heap {}
+unsafe impl<A: Send> Sync for Locked<A> {}
 
-impl Heap {
+impl<A: Allocator> Locked<A> {
+    const fn new(a: A) -> Self {
+        Locked {
+            busy: SpinLock::new(),
+            dl: UnsafeCell::new(Dlmalloc::new_with_allocator(a)),
+        }
+    }
+
     #[inline]
-    fn with<R>(&self, f: impl FnOnce(&mut Dlmalloc<Pages>) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut Dlmalloc<A>) -> R) -> R {
         self.busy.lock();
         // SAFETY: the lock is held, so this is the only reference.
         let r = f(unsafe { &mut *self.dl.get() });
@@ -123,14 +127,11 @@ impl Heap {
 }
 
 #[global_allocator]
-pub static HEAP: Heap = Heap {
-    busy: SpinLock::new(),
-    dl: UnsafeCell::new(Dlmalloc::new_with_allocator(Pages)),
-};
+static HEAP: Locked<Pages> = Locked::new(Pages);
 
 // SAFETY: dlmalloc's functions are given what GlobalAlloc is given, under the
 // lock; their contracts are GlobalAlloc's.
-unsafe impl GlobalAlloc for Heap {
+unsafe impl GlobalAlloc for Locked<Pages> {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         self.with(|d| unsafe { d.malloc(l.size(), l.align()) })
     }
@@ -153,47 +154,49 @@ unsafe impl GlobalAlloc for Heap {
 /// taken while the other is held.
 pub extern "C" fn before_fork() {
     HEAP.busy.lock();
-    SPARE_HEAP.busy.lock();
+    SPARE.busy.lock();
 }
 
 /// `fork`'s parent and child handlers: in the child, the only thread is the
 /// one that forked, which holds the lock.
 pub extern "C" fn after_fork() {
-    SPARE_HEAP.busy.unlock();
+    SPARE.busy.unlock();
     HEAP.busy.unlock();
 }
 
 // ---- what the C library allocates on our behalf ----
 //
-// A few of our calls into libc allocate through `malloc`: the new thread's
-// TLS vector when we start the writer, dlerror's buffer and message when a
-// `dlsym` of ours finds nothing. Made inside leakhunt, they reach our hooks,
-// which hand them to this second dlmalloc, living in a static area of our
-// own `.bss`: the exit scan leaves our module out, and `free` knows these
-// pointers by their address. Should the area ever fill, they go to the real
-// allocator, as before.
+// A few of our calls into libc allocate through `malloc`: dlsym's look-ups
+// of the real allocator (before it is known), the new thread's TLS vector
+// when we start the writer, dlerror's buffer and message when a `dlsym` of
+// ours finds nothing. Made inside leakhunt, they reach our hooks, which
+// hand them to this second dlmalloc, living in a static area of our own
+// `.bss`: usable before anything is resolved, left out by the exit scan
+// with our module, and known to `free` by its address. Should the area
+// fill, they go to the real allocator (but for the look-ups, which have
+// none yet).
 
-const SPARE: usize = 256 << 10;
+const SPARE_SIZE: usize = 256 << 10;
 
 #[repr(C, align(4096))]
-struct SpareArea(UnsafeCell<[u8; SPARE]>);
+struct SpareArea(UnsafeCell<[u8; SPARE_SIZE]>);
 // SAFETY: handed out once, to the dlmalloc below, which is used under its lock.
 unsafe impl Sync for SpareArea {}
-static SPARE_AREA: SpareArea = SpareArea(UnsafeCell::new([0; SPARE]));
+static SPARE_AREA: SpareArea = SpareArea(UnsafeCell::new([0; SPARE_SIZE]));
 
 /// The area, once; dlmalloc must never unmap or merge it (flag bit 0).
-struct Spare {
+struct Area {
     given: core::cell::Cell<bool>,
 }
 
 // SAFETY: `alloc` hands out the static area once and nothing else; nothing
 // is ever released.
-unsafe impl Allocator for Spare {
+unsafe impl Allocator for Area {
     fn alloc(&self, size: usize) -> (*mut u8, usize, u32) {
-        if size > SPARE || self.given.replace(true) {
+        if size > SPARE_SIZE || self.given.replace(true) {
             return (ptr::null_mut(), 0, 0);
         }
-        (SPARE_AREA.0.get() as *mut u8, SPARE, 1)
+        (SPARE_AREA.0.get() as *mut u8, SPARE_SIZE, 1)
     }
     fn remap(&self, _: *mut u8, _: usize, _: usize, _: bool) -> *mut u8 {
         ptr::null_mut()
@@ -215,57 +218,55 @@ unsafe impl Allocator for Spare {
     }
 }
 
-struct SpareHeap {
-    busy: SpinLock,
-    dl: UnsafeCell<Dlmalloc<Spare>>,
-}
-// SAFETY: `dl` is only touched under `busy`.
-unsafe impl Sync for SpareHeap {}
+static SPARE: Locked<Area> = Locked::new(Area {
+    given: core::cell::Cell::new(false),
+});
 
-static SPARE_HEAP: SpareHeap = SpareHeap {
-    busy: SpinLock::new(),
-    dl: UnsafeCell::new(Dlmalloc::new_with_allocator(Spare {
-        given: core::cell::Cell::new(false),
-    })),
-};
-
-fn spare_with<R>(f: impl FnOnce(&mut Dlmalloc<Spare>) -> R) -> R {
-    SPARE_HEAP.busy.lock();
-    // SAFETY: the lock is held, so this is the only reference.
-    let dl = unsafe { &mut *SPARE_HEAP.dl.get() };
-    let r = f(dl);
-    SPARE_HEAP.busy.unlock();
-    r
-}
+type CVoid = core::ffi::c_void;
 
 /// Whether `p` was served from the spare area.
 #[inline(always)]
-pub fn is_spare(p: *const core::ffi::c_void) -> bool {
-    (p as usize).wrapping_sub(SPARE_AREA.0.get() as usize) < SPARE
+pub fn is_spare(p: *const CVoid) -> bool {
+    (p as usize).wrapping_sub(SPARE_AREA.0.get() as usize) < SPARE_SIZE
 }
 
-/// `malloc` for libc on our behalf; null when the area is full.
-pub fn spare_malloc(size: usize) -> *mut core::ffi::c_void {
-    // SAFETY: plain malloc of the spare dlmalloc, under its lock.
-    spare_with(|d| unsafe { d.c_malloc(size) }).cast()
+/// `memalign` for libc on our behalf; null when the area is full.
+pub fn spare_memalign(align: usize, size: usize) -> *mut CVoid {
+    // SAFETY: memalign of the spare dlmalloc, under its lock.
+    SPARE.with(|d| unsafe { d.c_memalign(align, size) }).cast()
 }
 
-pub fn spare_calloc(n: usize, size: usize) -> *mut core::ffi::c_void {
+pub fn spare_malloc(size: usize) -> *mut CVoid {
+    spare_memalign(16, size)
+}
+
+pub fn spare_calloc(n: usize, size: usize) -> *mut CVoid {
     let Some(total) = n.checked_mul(size) else {
         return ptr::null_mut();
     };
     // SAFETY: calloc of the spare dlmalloc, under its lock: zeroed memory.
-    spare_with(|d| unsafe { d.calloc(total, 16) }).cast()
+    SPARE.with(|d| unsafe { d.calloc(total, 16) }).cast()
 }
 
 /// # Safety
 /// `p` is a live pointer of the spare area (`is_spare`).
-pub unsafe fn spare_realloc(p: *mut core::ffi::c_void, size: usize) -> *mut core::ffi::c_void {
-    spare_with(|d| unsafe { d.c_realloc(p.cast(), size) }).cast()
+pub unsafe fn spare_realloc(p: *mut CVoid, size: usize) -> *mut CVoid {
+    SPARE
+        .with(|d| unsafe { d.c_realloc(p.cast(), size) })
+        .cast()
 }
 
 /// # Safety
 /// `p` is a live pointer of the spare area (`is_spare`).
-pub unsafe fn spare_free(p: *mut core::ffi::c_void) {
-    spare_with(|d| unsafe { d.c_free(p.cast()) })
+pub unsafe fn spare_free(p: *mut CVoid) {
+    SPARE.with(|d| unsafe { d.c_free(p.cast()) })
+}
+
+/// An allocation made while the real allocator is being looked up (by the
+/// loader, for us): from the spare area, or nowhere.
+pub fn bootstrap(p: *mut CVoid) -> *mut CVoid {
+    if p.is_null() {
+        crate::real::fatal("no room left for the allocator look-up\n");
+    }
+    p
 }

@@ -5,12 +5,13 @@
 //! pointer is handed to the program.
 
 use crate::clear;
-use crate::guard::{self, tid, Guard};
+use crate::guard::{self, tid, Guard, Inside};
 use crate::heap;
 use crate::queue::{end, kind, Event};
-use crate::real::{self, arena_alloc, arena_size, in_arena};
+use crate::real;
 use crate::writer::{push, request};
 use core::ffi::{c_char, c_int, c_void};
+use heap::bootstrap;
 use leakhunt_format::AllocFn;
 use libc::{off_t, size_t};
 use std::time::Duration;
@@ -47,12 +48,10 @@ pub(crate) fn record_free(p: *mut c_void) {
 /// not fit is counted as dropped (the report says how many).
 #[cold]
 #[inline(never)]
-fn nested_alloc(r: &real::Real, p: *mut c_void, size: usize, func: AllocFn) {
+fn nested_alloc(p: *mut c_void, size: usize, func: AllocFn) {
     if p.is_null() {
         return;
     }
-    // SAFETY: a block just returned by the real allocator, not yet the program's.
-    unsafe { clear::new_block(r, p, size) };
     crate::writer::push_or_drop(&Event {
         kind: kind::ALLOC,
         tid: tid(),
@@ -74,35 +73,34 @@ fn nested_free(p: *mut c_void) {
     });
 }
 
-/// An allocation that reached a hook from inside leakhunt: libc's on our
-/// behalf (served from our spare heap, unless it is full) or the program's
-/// (a signal handler that interrupted a hook: the real allocator).
+/// libc's allocation on our behalf: from our spare heap, unless it is full.
 #[inline(always)]
-fn foreign_or(
-    spare: impl FnOnce() -> *mut c_void,
-    real: impl FnOnce() -> *mut c_void,
-) -> *mut c_void {
-    if guard::is_own() {
-        let p = spare();
-        if !p.is_null() {
-            return p;
-        }
+fn spare_or(spare: *mut c_void, real: impl FnOnce() -> *mut c_void) -> *mut c_void {
+    if spare.is_null() {
+        real()
+    } else {
+        spare
     }
-    real()
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
     let Some(r) = real::get() else {
-        return arena_alloc(size, 16);
+        return bootstrap(heap::spare_malloc(size));
     };
     let Some(_g) = Guard::enter() else {
-        if guard::nested() {
-            let p = (r.malloc)(size);
-            nested_alloc(r, p, size, AllocFn::Malloc);
-            return p;
-        }
-        return foreign_or(|| heap::spare_malloc(size), || (r.malloc)(size));
+        return match guard::inside() {
+            Inside::Ours => spare_or(heap::spare_malloc(size), || (r.malloc)(size)),
+            Inside::Handler => {
+                let p = (r.malloc)(size);
+                if !p.is_null() {
+                    clear::new_block(r, p, size);
+                }
+                nested_alloc(p, size, AllocFn::Malloc);
+                p
+            }
+            Inside::Other => (r.malloc)(size),
+        };
     };
     let p = (r.malloc)(size);
     if !p.is_null() {
@@ -114,27 +112,19 @@ pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
 
 #[no_mangle]
 pub unsafe extern "C" fn calloc(n: size_t, size: size_t) -> *mut c_void {
-    // The arena is never reused, so its memory is still zero.
     let Some(r) = real::get() else {
-        return arena_alloc(n.saturating_mul(size), 16);
+        return bootstrap(heap::spare_calloc(n, size));
     };
     let Some(_g) = Guard::enter() else {
-        if guard::nested() {
-            let p = (r.calloc)(n, size);
-            if !p.is_null() {
-                // Zero already: recorded as it is.
-                crate::writer::push_or_drop(&Event {
-                    kind: kind::ALLOC,
-                    tid: tid(),
-                    a: p as u64,
-                    b: n.wrapping_mul(size) as u64,
-                    c: 0,
-                    d: AllocFn::Calloc as u64,
-                });
+        return match guard::inside() {
+            Inside::Ours => spare_or(heap::spare_calloc(n, size), || (r.calloc)(n, size)),
+            Inside::Handler => {
+                let p = (r.calloc)(n, size);
+                nested_alloc(p, n.wrapping_mul(size), AllocFn::Calloc);
+                p
             }
-            return p;
-        }
-        return foreign_or(|| heap::spare_calloc(n, size), || (r.calloc)(n, size));
+            Inside::Other => (r.calloc)(n, size),
+        };
     };
     let p = (r.calloc)(n, size);
     if !p.is_null() {
@@ -145,7 +135,7 @@ pub unsafe extern "C" fn calloc(n: size_t, size: size_t) -> *mut c_void {
 
 #[no_mangle]
 pub unsafe extern "C" fn free(p: *mut c_void) {
-    if p.is_null() || in_arena(p) {
+    if p.is_null() {
         return;
     }
     if heap::is_spare(p) {
@@ -154,20 +144,10 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
     let Some(r) = real::get() else { return };
     match Guard::enter() {
         Some(_g) => record_free(p),
-        None if guard::nested() => nested_free(p),
+        None if guard::inside() == Inside::Handler => nested_free(p),
         None => {}
     }
     (r.free)(p)
-}
-
-/// Moves a bootstrap-arena block onto the real heap (it is recorded there as
-/// a fresh allocation, since the arena block never was).
-unsafe fn realloc_from_arena(p: *mut c_void, size: usize) -> *mut c_void {
-    let n = malloc(size);
-    if !n.is_null() {
-        core::ptr::copy_nonoverlapping(p as *const u8, n as *mut u8, arena_size(p).min(size));
-    }
-    n
 }
 
 /// `zero_frees`: a NULL result for size 0 means the block was freed (glibc),
@@ -187,7 +167,7 @@ pub(crate) unsafe fn realloc_impl(
         None => Guard::wrapper(),
     };
     let Some(_g) = guard else {
-        if libc.is_some() && guard::nested() {
+        if libc.is_some() && guard::inside() == Inside::Handler {
             // As a free and an allocation: a realloc's own events would
             // break into the one this may have interrupted. (Should the
             // realloc fail, the old block is then taken as freed.)
@@ -195,16 +175,7 @@ pub(crate) unsafe fn realloc_impl(
                 nested_free(p);
             }
             let q = call();
-            if !q.is_null() {
-                crate::writer::push_or_drop(&Event {
-                    kind: kind::ALLOC,
-                    tid: tid(),
-                    a: q as u64,
-                    b: size as u64,
-                    c: 0,
-                    d: func as u64,
-                });
-            }
+            nested_alloc(q, size, func);
             return q;
         }
         return call();
@@ -259,17 +230,14 @@ pub(crate) unsafe fn realloc_impl(
 
 #[no_mangle]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: size_t) -> *mut c_void {
-    if in_arena(p) {
-        return realloc_from_arena(p, size);
-    }
     if heap::is_spare(p) {
         return heap::spare_realloc(p, size);
     }
     let Some(r) = real::get() else {
-        return arena_alloc(size, 16);
+        return bootstrap(heap::spare_malloc(size));
     };
-    if p.is_null() && guard::is_own() {
-        return foreign_or(|| heap::spare_malloc(size), || (r.realloc)(p, size));
+    if p.is_null() && guard::inside() == Inside::Ours {
+        return spare_or(heap::spare_malloc(size), || (r.realloc)(p, size));
     }
     realloc_impl(p, size, AllocFn::Realloc, true, Some(r), || {
         (r.realloc)(p, size)
@@ -282,18 +250,15 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: size_t, size: size_t) -
         *libc::__errno_location() = libc::ENOMEM;
         return core::ptr::null_mut();
     };
-    if in_arena(p) {
-        return realloc_from_arena(p, total);
-    }
-    let Some(r) = real::get() else {
-        return arena_alloc(total, 16);
-    };
     if heap::is_spare(p) {
         return heap::spare_realloc(p, total);
     }
+    let Some(r) = real::get() else {
+        return bootstrap(heap::spare_malloc(total));
+    };
     // What glibc's reallocarray does, but with the real realloc: glibc's
     // calls `realloc` through its PLT, into our hook, which would take it
-    // for a signal handler's call made inside ours (`nested`).
+    // for a signal handler's call made inside ours (`Inside::Handler`).
     realloc_impl(p, total, AllocFn::Reallocarray, true, Some(r), || {
         (r.realloc)(p, total)
     })
@@ -306,7 +271,7 @@ pub unsafe extern "C" fn posix_memalign(
     size: size_t,
 ) -> c_int {
     let Some(r) = real::get() else {
-        *out = arena_alloc(size, align);
+        *out = bootstrap(heap::spare_memalign(align, size));
         return 0;
     };
     let Some(_g) = Guard::enter() else {
@@ -345,7 +310,7 @@ unsafe fn aligned(
 #[no_mangle]
 pub unsafe extern "C" fn aligned_alloc(align: size_t, size: size_t) -> *mut c_void {
     let Some(r) = real::get() else {
-        return arena_alloc(size, align);
+        return bootstrap(heap::spare_memalign(align, size));
     };
     aligned(r, r.aligned_alloc, align, size, AllocFn::AlignedAlloc)
 }
@@ -353,7 +318,7 @@ pub unsafe extern "C" fn aligned_alloc(align: size_t, size: size_t) -> *mut c_vo
 #[no_mangle]
 pub unsafe extern "C" fn memalign(align: size_t, size: size_t) -> *mut c_void {
     let Some(r) = real::get() else {
-        return arena_alloc(size, align);
+        return bootstrap(heap::spare_memalign(align, size));
     };
     aligned(r, r.memalign, align, size, AllocFn::Memalign)
 }
@@ -382,7 +347,7 @@ unsafe fn page_alloc(
 #[no_mangle]
 pub unsafe extern "C" fn valloc(size: size_t) -> *mut c_void {
     let Some(r) = real::get() else {
-        return arena_alloc(size, 4096);
+        return bootstrap(heap::spare_memalign(4096, size));
     };
     page_alloc(r, r.valloc, size, AllocFn::Valloc)
 }
@@ -390,17 +355,15 @@ pub unsafe extern "C" fn valloc(size: size_t) -> *mut c_void {
 #[no_mangle]
 pub unsafe extern "C" fn pvalloc(size: size_t) -> *mut c_void {
     let Some(r) = real::get() else {
-        return arena_alloc(size, 4096);
+        return bootstrap(heap::spare_memalign(4096, size));
     };
     page_alloc(r, r.pvalloc, size, AllocFn::Pvalloc)
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> size_t {
-    if in_arena(p) {
-        return arena_size(p);
-    }
     if heap::is_spare(p) {
+        // Only libc's own blocks for us are there; it never asks.
         return 0;
     }
     match real::get().and_then(|r| r.malloc_usable_size) {
@@ -528,26 +491,22 @@ pub unsafe extern "C" fn mremap(
 /// `LD_PRELOAD=libjemalloc.so.2:libleakhunt.so`): its calls then never reach
 /// our hooks and nothing would be recorded, silently.
 pub fn check_interposition() {
-    // SAFETY: our own dlsym, with a NUL-terminated name; dladdr fills
-    // `info` for an address of a loaded object. (Comparing addresses would
-    // not do: our own reference to `malloc` binds to the first definition
-    // too.)
-    let (base, name) = unsafe {
+    // SAFETY: our own dlsym, with a NUL-terminated name; object_of from the
+    // constructor. (Comparing addresses would not do: our own reference to
+    // `malloc` binds to the first definition too.)
+    let Some((base, name)) = (unsafe {
         let found = real::dlsym(libc::RTLD_DEFAULT, c"malloc".as_ptr());
-        let mut info: libc::Dl_info = core::mem::zeroed();
-        if found.is_null() || libc::dladdr(found, &mut info) == 0 || info.dli_fname.is_null() {
+        if found.is_null() {
             return;
         }
-        (
-            info.dli_fbase as u64,
-            core::ffi::CStr::from_ptr(info.dli_fname)
-                .to_string_lossy()
-                .into_owned(),
-        )
+        real::object_of(found)
+    }) else {
+        return;
     };
     if base != crate::stack::self_base() {
         crate::writer::say(&format!(
-            "the program's malloc is {name}'s, loaded before libleakhunt.so: its allocations are not recorded; put libleakhunt.so first in LD_PRELOAD"
+            "the program's malloc is {}'s, loaded before libleakhunt.so: its allocations are not recorded; put libleakhunt.so first in LD_PRELOAD",
+            name.to_string_lossy()
         ));
     }
 }

@@ -1,11 +1,11 @@
-//! Finding the functions we interpose (`dlsym(RTLD_NEXT)`), and the bootstrap
-//! arena that serves allocations made while we look them up.
+//! Finding the functions we interpose (`dlsym(RTLD_NEXT)`).
 //!
 //! `dlsym` itself may call `calloc`/`malloc` (glibc's dlerror buffer) before we
-//! know where the real ones are; those requests are served from a small static
-//! bump arena and a `free` of an arena pointer is ignored. Whatever allocator
-//! comes next in the lookup order is "real": glibc's, or a jemalloc/tcmalloc/
-//! mimalloc the program brings, whose calls we then record.
+//! know where the real ones are; those requests are ours, and are served
+//! from the spare heap (`heap`), like the other allocations libc makes for
+//! us. Whatever allocator comes next in the lookup order is "real": glibc's,
+//! or a jemalloc/tcmalloc/mimalloc the program brings, whose calls we then
+//! record.
 
 use core::ffi::{c_char, c_int, c_void};
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -103,7 +103,7 @@ fn self_thread() -> usize {
 }
 
 /// The real functions, or `None` while they are being resolved on this thread
-/// (the caller must then use the bootstrap arena).
+/// (the caller must then use `heap::bootstrap`).
 #[inline(always)]
 pub fn get() -> Option<&'static Real> {
     if STATE.load(Ordering::Acquire) == READY {
@@ -184,14 +184,26 @@ unsafe fn resolve_all() -> Real {
     }
 }
 
+/// The loaded object `addr` lies in: its load address and file name.
+///
+/// # Safety
+/// dladdr may be called (not from a signal handler).
+pub unsafe fn object_of(addr: *const c_void) -> Option<(u64, &'static core::ffi::CStr)> {
+    let mut info: libc::Dl_info = core::mem::zeroed();
+    if libc::dladdr(addr, &mut info) == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    Some((
+        info.dli_fbase as u64,
+        core::ffi::CStr::from_ptr(info.dli_fname),
+    ))
+}
+
 /// Whether `f` lies in glibc's shared object.
 unsafe fn is_glibc(f: *const c_void) -> bool {
-    let mut info: libc::Dl_info = core::mem::zeroed();
-    if libc::dladdr(f, &mut info) == 0 || info.dli_fname.is_null() {
-        return false;
-    }
-    let name = core::ffi::CStr::from_ptr(info.dli_fname).to_bytes();
-    name.rsplit(|&c| c == b'/').next() == Some(b"libc.so.6")
+    object_of(f).is_some_and(|(_, name)| {
+        name.to_bytes().rsplit(|&c| c == b'/').next() == Some(b"libc.so.6")
+    })
 }
 
 /// Nothing can work without the real allocator: say so and stop at once.
@@ -204,50 +216,6 @@ pub fn fatal(msg: &str) -> ! {
         libc::syscall(libc::SYS_exit_group, 127);
     }
     unreachable!()
-}
-
-// ---- bootstrap arena ----
-
-const ARENA_SIZE: usize = 256 * 1024;
-#[repr(C, align(16))]
-struct Arena([u8; ARENA_SIZE]);
-static mut ARENA: Arena = Arena([0; ARENA_SIZE]);
-static ARENA_USED: AtomicUsize = AtomicUsize::new(0);
-const ARENA_HDR: usize = 16;
-
-/// Serves an allocation made before the real allocator is known. Memory is
-/// never reused; the 16-byte header holds the size for `realloc`/`malloc_usable_size`.
-pub fn arena_alloc(size: usize, align: usize) -> *mut c_void {
-    let align = align.max(16);
-    loop {
-        let used = ARENA_USED.load(Ordering::Relaxed);
-        let base = core::ptr::addr_of_mut!(ARENA) as usize;
-        let start = (base + used + ARENA_HDR).next_multiple_of(align);
-        let end = start + size;
-        if end > base + ARENA_SIZE {
-            fatal("bootstrap arena exhausted while resolving the allocator\n");
-        }
-        if ARENA_USED
-            .compare_exchange(used, end - base, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-        {
-            // SAFETY: [start - 16, end) lies inside ARENA and was reserved by the CAS above.
-            unsafe { ((start - ARENA_HDR) as *mut usize).write(size) };
-            return start as *mut c_void;
-        }
-    }
-}
-
-#[inline(always)]
-pub fn in_arena(p: *const c_void) -> bool {
-    let base = core::ptr::addr_of!(ARENA) as usize;
-    (p as usize).wrapping_sub(base) < ARENA_SIZE
-}
-
-/// The size an arena block was allocated with.
-pub fn arena_size(p: *const c_void) -> usize {
-    // SAFETY: p came from arena_alloc, which wrote the size just before it.
-    unsafe { ((p as usize - ARENA_HDR) as *const usize).read() }
 }
 
 /// `dlsym` for our own look-ups: a failed one allocates dlerror's buffer and

@@ -277,7 +277,7 @@ pub fn push(ev: &Event) {
 }
 
 /// Hands an event to the writer, waiting for room only briefly: for the
-/// reentrant path (`hooks::nested`), which may have interrupted this
+/// reentrant path (`guard::Inside::Handler`), which may have interrupted this
 /// thread's own push between claiming its slot and filling it, and then the
 /// writer cannot get past that slot until the handler returns. (Usually the
 /// interrupted hook was merely waiting for room too, and the writer makes

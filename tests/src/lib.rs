@@ -410,12 +410,12 @@ pub fn leakhunt_run_noscan(dir: &Path, prog: &Path, args: &[&str]) -> Run {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "prog".into());
     let trace = dir.join(format!("{name}.trace"));
-    run_with(dir, &trace, prog, args, &[("LEAKHUNT_SCAN", "0")])
+    leakhunt_run_env(dir, &trace, prog, args, &[("LEAKHUNT_SCAN", "0")])
 }
 
 /// `leakhunt run -o TRACE -- prog args`, run in `dir`.
 pub fn leakhunt_run_to(dir: &Path, trace: &Path, prog: &Path, args: &[&str]) -> Run {
-    run_with(dir, trace, prog, args, &[])
+    leakhunt_run_env(dir, trace, prog, args, &[])
 }
 
 /// `leakhunt run -o TRACE -- prog args`, run in `dir` with `env` added.
@@ -426,10 +426,6 @@ pub fn leakhunt_run_env(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> Run {
-    run_with(dir, trace, prog, args, env)
-}
-
-fn run_with(dir: &Path, trace: &Path, prog: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = run_cmd(
         leakhunt_cmd()
             .envs(env.iter().copied())

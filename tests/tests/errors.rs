@@ -140,16 +140,36 @@ fn text_file_as_trace() {
     assert!(line.contains("not a leakhunt trace"), "{line}");
 }
 
+/// `trace`'s bytes with the header word at `at` set to `value`, written to
+/// `dir/name`.
+fn with_header_word(dir: &TestDir, trace: &Path, at: usize, value: u32, name: &str) -> PathBuf {
+    let mut bytes = std::fs::read(trace).unwrap();
+    bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// `leakhunt run -o DIR/x.trace -- PROG` in `dir`.
+fn run_in(dir: &TestDir, prog: &Path) -> Output {
+    run_cmd(
+        leakhunt_cmd()
+            .current_dir(dir.path())
+            .args(["run", "-o"])
+            .arg(dir.join("x.trace"))
+            .arg("--")
+            .arg(prog),
+        TIMEOUT,
+    )
+}
+
 #[test]
 fn newer_format_version() {
     let dir = TestDir::new("err_version");
     let Some(trace) = sample_trace(&dir) else {
         return;
     };
-    let mut bytes = std::fs::read(&trace).unwrap();
-    bytes[8..12].copy_from_slice(&99u32.to_le_bytes());
-    let p = dir.join("v99.trace");
-    std::fs::write(&p, bytes).unwrap();
+    let p = with_header_word(&dir, &trace, 8, 99, "v99.trace");
     let line = report_error(&p, "version 99");
     assert!(line.contains("newer"), "{line}");
     assert!(line.contains("99"), "{line}");
@@ -321,14 +341,7 @@ fn header_then_gigabyte_of_zeros() {
 #[test]
 fn run_nonexistent_program() {
     let dir = TestDir::new("err_noprog");
-    let o = run_cmd(
-        leakhunt_cmd()
-            .current_dir(dir.path())
-            .args(["run", "-o"])
-            .arg(dir.join("x.trace"))
-            .args(["--", "/nonexistent"]),
-        TIMEOUT,
-    );
+    let o = run_in(&dir, Path::new("/nonexistent"));
     let line = assert_error(&o, "run -- /nonexistent");
     assert!(line.contains("/nonexistent"), "{line}");
     let o = run_cmd(
@@ -364,15 +377,7 @@ fn run_statically_linked_program() {
             return;
         }
     };
-    let o = run_cmd(
-        leakhunt_cmd()
-            .current_dir(dir.path())
-            .args(["run", "-o"])
-            .arg(dir.join("s.trace"))
-            .arg("--")
-            .arg(&prog),
-        TIMEOUT,
-    );
+    let o = run_in(&dir, &prog);
     let line = assert_error(&o, "statically linked program");
     assert!(line.contains("statically linked"), "{line}");
     assert!(
@@ -411,11 +416,6 @@ fn usage_errors_do_not_panic() {
         assert!(o.signal().is_none());
         assert!(!o.stderr.contains("panicked"), "{args:?}: {}", o.stderr);
     }
-}
-
-/// `leakhunt ARGS...` under the address-space limit.
-fn limited_args(args: &[&str]) -> Output {
-    limited(args, None)
 }
 
 /// Every command that reads a trace, reading `t` (outputs go into `dir`).
@@ -469,7 +469,7 @@ fn fifo_or_device_as_trace_is_refused_at_once() {
     ] {
         for cmd in reading_commands(dir.path(), p, good) {
             let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
-            let o = limited_args(&args);
+            let o = limited(&args, None);
             let line = assert_error(&o, &format!("{args:?}"));
             assert!(line.contains(kind), "{args:?}: {line}");
         }
@@ -483,18 +483,11 @@ fn version_zero_and_unknown_flags_are_refused() {
     let Some(trace) = sample_trace(&dir) else {
         return;
     };
-    let bytes = std::fs::read(&trace).unwrap();
-    let mut v0 = bytes.clone();
-    v0[8..12].copy_from_slice(&0u32.to_le_bytes());
-    let p = dir.join("v0.trace");
-    std::fs::write(&p, v0).unwrap();
+    let p = with_header_word(&dir, &trace, 8, 0, "v0.trace");
     let line = report_error(&p, "version 0");
     assert!(line.contains("version 0"), "{line}");
     for flags in [u32::MAX, 1] {
-        let mut b = bytes.clone();
-        b[12..16].copy_from_slice(&flags.to_le_bytes());
-        let p = dir.join(format!("flags{flags:x}.trace"));
-        std::fs::write(&p, b).unwrap();
+        let p = with_header_word(&dir, &trace, 12, flags, &format!("flags{flags:x}.trace"));
         let line = report_error(&p, &format!("flags {flags:#x}"));
         assert!(line.contains("flags"), "{line}");
     }
@@ -524,7 +517,7 @@ fn every_view_of_a_cut_or_damaged_trace_warns_once() {
             if args[0] == "dump" {
                 continue; // a debugging aid: it prints where it stopped
             }
-            let o = limited_args(&args);
+            let o = limited(&args, None);
             assert_one_warning(&o, &format!("{args:?}"));
             if let Some(i) = args.iter().position(|a| *a == "-o") {
                 // (collapsed stacks of nothing leaked are an empty file)
@@ -610,17 +603,8 @@ fn run_set_uid_program_is_refused() {
         return;
     };
     std::os::unix::fs::chown(&prog, Some(65534), None).expect("chown nobody");
-    use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o4755)).expect("chmod u+s");
-    let o = run_cmd(
-        leakhunt_cmd()
-            .current_dir(dir.path())
-            .args(["run", "-o"])
-            .arg(dir.join("s.trace"))
-            .arg("--")
-            .arg(&prog),
-        TIMEOUT,
-    );
+    let o = run_in(&dir, &prog);
     let line = assert_error(&o, "set-user-ID program");
     assert!(
         line.contains("set-user-ID") && line.contains("LD_PRELOAD"),

@@ -147,13 +147,9 @@ unsafe fn symbol(name: &CStr) -> Option<(usize, usize)> {
 /// `3.8` from the file that defines `addr` (`libpython3.8.so.1.0`,
 /// `python3.8`): how an interpreter without `Py_Version` is named.
 fn module_version(addr: usize) -> Option<String> {
-    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
-    // SAFETY: dladdr fills `info` for an address of a loaded module.
-    if unsafe { libc::dladdr(addr as *const c_void, &mut info) } == 0 || info.dli_fname.is_null() {
-        return None;
-    }
-    // SAFETY: dli_fname is the loader's NUL-terminated path of the module.
-    let path = unsafe { CStr::from_ptr(info.dli_fname) }.to_string_lossy();
+    // SAFETY: called from detection, not from a signal handler.
+    let (_, name) = unsafe { crate::real::object_of(addr as *const c_void) }?;
+    let path = name.to_string_lossy();
     let file = path.rsplit('/').next()?;
     let rest = file
         .strip_prefix("lib")
