@@ -333,6 +333,17 @@ impl Model {
                 m.end = None;
             }
             let Some(r) = next else {
+                if reader.chunks() == 0 {
+                    return Err(FormatError::NothingReadable(match reader.cut() {
+                        Some(Cut::Damaged { offset, why }) => {
+                            format!("the first chunk, at byte {offset}, is damaged ({why})")
+                        }
+                        Some(Cut::Truncated { .. }) => {
+                            "the file ends inside its first chunk".to_string()
+                        }
+                        None => "the file holds only its header".to_string(),
+                    }));
+                }
                 break;
             };
             m.records += 1;

@@ -76,6 +76,11 @@ pub enum FormatError {
     UnknownFlags(u32),
     #[error("the trace is empty or shorter than its header")]
     TooShort,
+    /// The header is good but not one chunk after it is: there is nothing
+    /// to report on (a cut or damaged trace with at least one good chunk is
+    /// reported with a warning instead).
+    #[error("nothing readable after the header: {0}")]
+    NothingReadable(String),
     #[error("damaged chunk at byte {offset}: {why}")]
     Damaged { offset: u64, why: &'static str },
     #[error("malformed record in chunk at byte {offset}: {why}")]

@@ -190,9 +190,9 @@ fn trace_shorter_than_header() {
     }
 }
 
-/// Cut anywhere after the header: the report works, says the trace is
-/// incomplete, and exits 1 with one stderr line when the cut falls inside a
-/// chunk (a cut between two chunks looks like a killed process: exit 0).
+/// Cut anywhere after the first chunk: the report works, says the trace is
+/// incomplete in one warning line, and exits 0 (SPEC.md); cut before the
+/// first chunk is complete, nothing is readable: an error.
 #[test]
 fn truncated_trace_is_reported_as_incomplete() {
     let dir = TestDir::new("err_truncated");
@@ -202,9 +202,26 @@ fn truncated_trace_is_reported_as_incomplete() {
     let bytes = std::fs::read(&trace).unwrap();
     let n = bytes.len();
     assert!(n > 100, "sample trace of {n} bytes");
-    for len in [16, 20, 28, 40, n / 3, n / 2, n - 13, n - 1] {
+    let first = first_chunk_end(&bytes);
+    for len in [
+        16,
+        20,
+        28,
+        40,
+        first - 1,
+        first,
+        n / 3,
+        n / 2,
+        n - 13,
+        n - 1,
+    ] {
         let p = dir.join(format!("t{len}.trace"));
         std::fs::write(&p, &bytes[..len]).unwrap();
+        if len < first {
+            let line = report_error(&p, &format!("cut at {len}, in the first chunk"));
+            assert!(line.contains("nothing readable"), "cut at {len}: {line}");
+            continue;
+        }
         let o = limited(&["report"], Some(&p));
         assert_cut_exit(&o, &format!("cut at {len}"));
         assert!(!o.stderr.contains("panicked"));
@@ -260,11 +277,19 @@ fn corrupted_trace_is_reported_as_damaged() {
     };
     let bytes = std::fs::read(&trace).unwrap();
     let n = bytes.len();
+    let first_chunk_end = first_chunk_end(&bytes);
+    assert!(first_chunk_end < n, "the sample trace has one chunk");
     for at in [16, 20, 30, n / 2, n * 2 / 3, n - 1] {
         let mut b = bytes.clone();
         b[at] ^= 0x5a;
         let p = dir.join(format!("c{at}.trace"));
         std::fs::write(&p, &b).unwrap();
+        if at < first_chunk_end {
+            // Nothing readable: an error, not an empty report (SPEC).
+            let line = report_error(&p, &format!("byte {at} of the first chunk damaged"));
+            assert!(line.contains("nothing readable"), "byte {at}: {line}");
+            continue;
+        }
         let o = limited(&["report"], Some(&p));
         assert_cut_exit(&o, &format!("byte {at} damaged"));
         assert!(!o.stderr.contains("panicked"));
@@ -275,6 +300,38 @@ fn corrupted_trace_is_reported_as_damaged() {
         );
         let v = report_json(&p);
         assert_eq!(v["trace"]["complete"], false, "byte {at} damaged");
+    }
+}
+
+/// Where the first chunk of a version-3 trace ends (header, chunk header,
+/// compressed bytes).
+fn first_chunk_end(trace: &[u8]) -> usize {
+    let clen = u32::from_le_bytes(trace[16..20].try_into().unwrap()) as usize;
+    leakhunt_format::FILE_HEADER_LEN + leakhunt_format::CHUNK_HEADER_LEN + clen
+}
+
+/// A header and nothing after it (a program killed before its first flush,
+/// a copy cut at 16 bytes): nothing to report on, so an error.
+#[test]
+fn header_only_trace_is_refused() {
+    let dir = TestDir::new("err_header_only");
+    let Some(trace) = sample_trace(&dir) else {
+        return;
+    };
+    let bytes = std::fs::read(&trace).unwrap();
+    let p = dir.join("header.trace");
+    std::fs::write(&p, &bytes[..16]).unwrap();
+    let line = report_error(&p, "header only");
+    assert!(line.contains("only its header"), "{line}");
+    let p = dir.join("half.trace");
+    std::fs::write(&p, &bytes[..first_chunk_end(&bytes) - 1]).unwrap();
+    let line = report_error(&p, "first chunk cut");
+    assert!(line.contains("inside its first chunk"), "{line}");
+    for cmd in ["flamegraph", "timeline", "export"] {
+        let out = dir.join(format!("{cmd}.out"));
+        let o = limited(&[cmd, "-o", out.to_str().unwrap()], Some(&p));
+        assert_error(&o, cmd);
+        assert!(!out.exists(), "{cmd} wrote a file");
     }
 }
 
@@ -293,13 +350,8 @@ fn huge_chunk_length_is_not_allocated() {
     b.extend_from_slice(&[0x42; 64]);
     let p = dir.join("huge.trace");
     std::fs::write(&p, &b).unwrap();
-    let o = limited(&["report"], Some(&p));
-    assert_cut_exit(&o, "huge chunk");
-    assert!(
-        o.stdout.contains("damaged") || o.stdout.contains("cut short"),
-        "{}",
-        o.stdout
-    );
+    let line = report_error(&p, "huge chunk");
+    assert!(line.contains("length out of range"), "{line}");
 }
 
 /// 1 GB of zeros (sparse): rejected at once, in bounded memory.
@@ -328,13 +380,13 @@ fn header_then_gigabyte_of_zeros() {
         .unwrap()
         .set_len(1 << 30)
         .unwrap();
-    let o = limited(&["report"], Some(&p));
-    assert_cut_exit(&o, "hole");
-    assert!(o.elapsed < Duration::from_secs(5), "took {:?}", o.elapsed);
+    let t = std::time::Instant::now();
+    let line = report_error(&p, "header then zeros");
+    assert!(line.contains("nothing readable"), "{line}");
     assert!(
-        o.stdout.contains("cut short") || o.stdout.contains("killed or crashed"),
-        "{}",
-        o.stdout
+        t.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t.elapsed()
     );
 }
 
@@ -566,7 +618,15 @@ fn duplicated_reordered_or_foreign_chunks_are_damage() {
             let mut moved = bytes[..a].to_vec();
             moved.extend_from_slice(&bytes[b..]);
             moved.extend_from_slice(&bytes[a..b]);
-            check(&format!("moved{i}.trace"), &moved);
+            if i == 0 {
+                // The second chunk first: not one chunk can be trusted.
+                let p = dir.join("moved0.trace");
+                std::fs::write(&p, &moved).unwrap();
+                let line = report_error(&p, "first chunk moved");
+                assert!(line.contains("nothing readable"), "{line}");
+            } else {
+                check(&format!("moved{i}.trace"), &moved);
+            }
         }
     }
     // cat a a: all of the first, nothing of the second
