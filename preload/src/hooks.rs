@@ -11,6 +11,7 @@ use crate::queue::{end, kind, Event};
 use crate::real;
 use crate::writer::{push, request};
 use core::ffi::{c_char, c_int, c_void};
+use core::sync::atomic::{AtomicUsize, Ordering};
 use heap::bootstrap;
 use leakhunt_format::AllocFn;
 use libc::{off_t, size_t};
@@ -727,6 +728,42 @@ unsafe extern "C" fn execl_body(
     }
 }
 
+/// The program's `main`, while `__libc_start_main` runs it through ours.
+static MAIN: AtomicUsize = AtomicUsize::new(0);
+
+/// The executable's start-up code hands `main` to glibc here (through the
+/// PLT, so ours comes first): we hand glibc `main_then_exit` instead, so
+/// that a `main` that returns ends the process through our `exit`, like a
+/// thread that calls it, and so waits behind one that already is exiting
+/// (glibc's own call to `exit` after `main` does not go through the PLT).
+#[no_mangle]
+pub unsafe extern "C" fn __libc_start_main(
+    main: real::MainFn,
+    argc: c_int,
+    argv: *mut *mut c_char,
+    init: *mut c_void,
+    fini: *mut c_void,
+    rtld_fini: *mut c_void,
+    stack_end: *mut c_void,
+) -> c_int {
+    let Some(start) = real::get().and_then(|r| r.libc_start_main) else {
+        // No glibc behind us: nothing to start the program with.
+        real::fatal("cannot find the real __libc_start_main\n");
+    };
+    MAIN.store(main as usize, Ordering::Relaxed);
+    start(main_then_exit, argc, argv, init, fini, rtld_fini, stack_end)
+}
+
+unsafe extern "C" fn main_then_exit(
+    argc: c_int,
+    argv: *mut *mut c_char,
+    envp: *mut *mut c_char,
+) -> c_int {
+    // SAFETY: stored from a `MainFn` just before glibc calls us.
+    let main: real::MainFn = core::mem::transmute(MAIN.load(Ordering::Relaxed));
+    exit(main(argc, argv, envp))
+}
+
 /// The thread that called `exit` first (0: none yet).
 static EXITING: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 
@@ -739,11 +776,10 @@ pub fn forget_exiting() {
 /// exit handlers, and the one that finishes first ends the process while the
 /// other is in ours (flushing the trace, scanning), so the trace lost
 /// everything still queued. As glibc does since, a second caller waits here
-/// until the first one's exit ends the process. (A `main` that returns calls
-/// glibc's exit directly, not through this hook.)
+/// until the first one's exit ends the process. A `main` that returns comes
+/// here too (`__libc_start_main`).
 #[no_mangle]
 pub unsafe extern "C" fn exit(code: c_int) -> ! {
-    use core::sync::atomic::Ordering;
     let me = crate::stop::gettid();
     if let Err(first) = EXITING.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
         if first != me {

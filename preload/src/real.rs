@@ -40,6 +40,16 @@ pub type ExecveatFn = unsafe extern "C" fn(
 ) -> c_int;
 pub type ExitFn = unsafe extern "C" fn(c_int) -> !;
 pub type AbortFn = unsafe extern "C" fn() -> !;
+pub type MainFn = unsafe extern "C" fn(c_int, *mut *mut c_char, *mut *mut c_char) -> c_int;
+pub type StartMainFn = unsafe extern "C" fn(
+    MainFn,
+    c_int,
+    *mut *mut c_char,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+) -> c_int;
 
 /// The next definition of every function we interpose. Filled once; read-only after.
 pub struct Real {
@@ -69,6 +79,7 @@ pub struct Real {
     pub exit: Option<ExitFn>,
     pub exit_upper: Option<ExitFn>,
     pub abort: Option<AbortFn>,
+    pub libc_start_main: Option<StartMainFn>,
     /// The allocator is glibc's: its chunk headers may be read (`clear`).
     pub glibc: bool,
 }
@@ -180,6 +191,7 @@ unsafe fn resolve_all() -> Real {
         exit: may!("exit"),
         exit_upper: may!("_Exit"),
         abort: may!("abort"),
+        libc_start_main: may!("__libc_start_main"),
         glibc: is_glibc(malloc as *const c_void),
     }
 }

@@ -599,6 +599,17 @@ pub fn exit_scan(entry_sp: u64, entry_regs: [u64; 18], exit_ips: &[usize]) {
     for p in &blocked {
         stacks(p.sp.saturating_sub(128), p.fs, &mut ranges);
     }
+    if debug {
+        for p in blocked.iter().chain(&stop::parked()) {
+            writer::say(&format!(
+                "thread {} sp {:#x} fs {:#x} stack {:?}",
+                p.tid,
+                p.sp,
+                p.fs,
+                map_of(&maps, p.sp).map(|m| (m.lo, m.hi))
+            ));
+        }
+    }
     for p in stop::parked() {
         words.extend_from_slice(&p.regs);
         stacks(p.sp, p.fs, &mut ranges);

@@ -142,8 +142,14 @@ pub fn stop_world(me: u32) -> (u32, u32, Vec<Parked>) {
     let pid = std::process::id() as i32;
     let mut signalled: Vec<u32> = Vec::new();
     let mut unstoppable: Vec<u32> = Vec::new();
+    // Threads that block our signal for now: a thread being started has
+    // every signal blocked until glibc's start_thread unblocks them (a
+    // `main` that exits right after pthread_create finds it so), which is
+    // not the sigwait pattern. They get a moment to unblock it.
+    let mut waiting: Vec<u32> = Vec::new();
+    let patience = Instant::now() + Duration::from_millis(50);
     // Threads may be created while we stop others: look again until no new ones.
-    for _ in 0..8 {
+    for _ in 0..64 {
         let new: Vec<u32> = thread_ids()
             .into_iter()
             .filter(|&t| {
@@ -153,24 +159,39 @@ pub fn stop_world(me: u32) -> (u32, u32, Vec<Parked>) {
         if new.is_empty() {
             break;
         }
+        let mut sent = false;
         for &t in &new {
             if blocks_stop_signal(t) {
-                // It would never park: do not wait for it (see below).
-                unstoppable.push(t);
+                if Instant::now() < patience {
+                    if !waiting.contains(&t) {
+                        waiting.push(t);
+                    }
+                } else {
+                    // It would never park: do not wait for it (see below).
+                    unstoppable.push(t);
+                }
                 continue;
             }
+            waiting.retain(|&w| w != t);
             // SAFETY: tgkill to a thread of our own process.
             if unsafe { libc::syscall(libc::SYS_tgkill, pid, t as i32, stop_signal()) } == 0 {
                 signalled.push(t);
+                sent = true;
             }
         }
+        waiting.retain(|w| !unstoppable.contains(w));
         let deadline = Instant::now() + Duration::from_secs(1);
-        while (ARRIVED.load(Ordering::Acquire) as usize) < signalled.len()
+        while sent
+            && (ARRIVED.load(Ordering::Acquire) as usize) < signalled.len()
             && Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_micros(200));
         }
+        if !waiting.is_empty() {
+            std::thread::sleep(Duration::from_micros(500));
+        }
     }
+    unstoppable.extend(waiting);
     let arrived = ARRIVED.load(Ordering::Acquire);
     // Threads that block our signal (the sigwait pattern) never park. Those
     // blocked in a system call still show their stack pointer: scan their
