@@ -11,11 +11,15 @@ DEMO_DIR := target/demo
 all: build
 
 # Debian packages the build and the tests need (gcc, g++, valgrind and heaptrack
-# as oracles). Only installs what is missing; skipped when not root.
+# as oracles; jemalloc and tcmalloc to be interposed after us). Only installs
+# what is missing; skipped when not root.
 deps:
 	@missing=""; \
 	for p in gcc:gcc g++:g++ make:make valgrind:valgrind heaptrack:heaptrack sqlite3:sqlite3 python3:python3 dwz:dwz strip:binutils; do \
 	  cmd=$${p%%:*}; pkg=$${p##*:}; command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	for p in libjemalloc.so.2:libjemalloc2 libtcmalloc_minimal.so.4:libtcmalloc-minimal4; do \
+	  lib=$${p%%:*}; pkg=$${p##*:}; [ -e /usr/lib/x86_64-linux-gnu/$$lib ] || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

@@ -731,7 +731,18 @@ fn operator_new_run(frames: &[Frame]) -> usize {
 
 fn is_runtime_operator_new(f: &Frame) -> bool {
     let file_name = f.module.rsplit('/').next().unwrap_or(&f.module);
-    if !(file_name.starts_with("libstdc++.so") || file_name.starts_with("libc++")) {
+    // The C++ runtime's, or an allocator's that brings its own (recorded
+    // with it as the innermost frame).
+    if ![
+        "libstdc++.so",
+        "libc++",
+        "libjemalloc",
+        "libtcmalloc",
+        "libmimalloc",
+    ]
+    .iter()
+    .any(|p| file_name.starts_with(p))
+    {
         return false;
     }
     let by_linkage = f.linkage_name.as_deref().is_some_and(|l| {
@@ -743,6 +754,7 @@ fn is_runtime_operator_new(f: &Frame) -> bool {
             || n == "operator new[]"
             || n.starts_with("operator new(")
             || n.starts_with("operator new[](")
+            || n.starts_with("tc_new")
     });
     by_linkage || by_name
 }

@@ -31,6 +31,20 @@ pub(crate) fn record_alloc(p: *mut c_void, size: usize, func: AllocFn) {
     });
 }
 
+/// As `record_alloc`, the stack starting at `top` (see `stack::capture_with_top`).
+pub(crate) fn record_alloc_with_top(p: *mut c_void, size: usize, func: AllocFn, top: usize) {
+    let t = tid();
+    let h = crate::stack::capture_with_top(t, push, top);
+    push(&Event {
+        kind: kind::ALLOC,
+        tid: t,
+        a: p as u64,
+        b: size as u64,
+        c: h,
+        d: func as u64,
+    });
+}
+
 #[inline(always)]
 pub(crate) fn record_free(p: *mut c_void) {
     push(&Event {

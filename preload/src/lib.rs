@@ -13,6 +13,7 @@
 
 mod clear;
 mod crash;
+mod cxx;
 mod guard;
 mod heap;
 mod hooks;

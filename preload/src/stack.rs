@@ -128,6 +128,19 @@ pub fn forget_last_stack() {
 /// after making sure the writer will know the frames. Must run under a Guard.
 #[inline(always)]
 pub fn capture(tid: u32, push: impl Fn(&Event)) -> u64 {
+    capture_with_top(tid, push, 0)
+}
+
+/// Whether `ip` is in our own code.
+pub fn is_ours(ip: usize) -> bool {
+    let (lo, hi) = self_text();
+    ip >= lo && ip < hi
+}
+
+/// As `capture`, with `top` (if not 0) as the innermost frame in place of
+/// our own: the allocator function a hook called for the program.
+#[inline(always)]
+pub fn capture_with_top(tid: u32, push: impl Fn(&Event), top: usize) -> u64 {
     SCRATCH.with(|s| {
         // SAFETY: the Guard held by the caller makes this the only live use of
         // this thread's scratch (no reentrancy), and it never leaves the thread.
@@ -143,6 +156,10 @@ pub fn capture(tid: u32, push: impl Fn(&Event)) -> u64 {
         let mut skip = 0;
         while skip < n && ips[skip] >= lo && ips[skip] < hi {
             skip += 1;
+        }
+        if top != 0 && skip > 0 {
+            skip -= 1;
+            ips[skip] = top;
         }
         let native = &ips[skip..n.min(skip + MAX_NATIVE)];
         // SAFETY: as above.

@@ -2,6 +2,7 @@
 //! program's own tally, and the never-freed records with their stacks.
 
 use leakhunt_tests::*;
+use std::path::Path;
 
 const C_LEAKS: &[(&str, u64, u64)] = &[
     // (site, bytes, blocks)
@@ -322,4 +323,60 @@ fn allocator_preloaded_first_is_reported() {
         program_totals(&report_json(&dir.join("after.trace"))).allocations,
         4
     );
+}
+
+/// jemalloc and tcmalloc loaded after us bring their own `operator new` and
+/// `operator delete`, which never call `malloc`: ours record them (before,
+/// 2 of 203 C++ allocations were recorded with jemalloc). The program's own
+/// counts, exactly; the three leaks with their sizes and the operator as
+/// the innermost recorded frame (hidden in the report, as libstdc++'s is).
+#[test]
+fn cpp_operators_of_an_allocator_after_us_are_recorded() {
+    let dir = TestDir::new("entry_cpp_alloc");
+    let Some(prog) = compile(dir.path(), "entry_points_cpp.cpp", &[]) else {
+        return;
+    };
+    // (library, allocations of its own through its operator new: tcmalloc's
+    // start-up makes one of 16 bytes)
+    let libs = [
+        ("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", 0u64, 0u64),
+        ("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4", 1, 16),
+    ];
+    for (lib, own_blocks, own_bytes) in libs {
+        if !Path::new(lib).exists() {
+            skip(&format!(
+                "{lib} is not installed (make deps installs it as root)"
+            ));
+            continue;
+        }
+        let name = Path::new(lib).file_name().unwrap().to_string_lossy();
+        let trace = dir.join(format!("{name}.trace"));
+        let mut c = preload_cmd(&prog, &[], Some(&trace));
+        c.env("LD_PRELOAD", format!("{}:{lib}", preload_lib().display()));
+        // As cpp_entry_points_exact_totals_and_records: the scan's freeres
+        // would free the emergency pool.
+        c.env("LEAKHUNT_SCAN", "0");
+        let o = run_cmd(&mut c, std::time::Duration::from_secs(60));
+        assert_eq!(o.code(), Some(0), "{name}: {}", o.stderr);
+        let counts = counts(&o.stderr, "allocs=");
+        let v = report_json(&trace);
+        assert_eq!(v["trace"]["anomalies"], 0, "{name}: {}", v["trace"]);
+        assert_totals_match(
+            &v,
+            &counts,
+            1 + own_blocks,
+            EMERGENCY_POOL_BYTES + own_bytes,
+        );
+        for (site, bytes) in [
+            ("leak_new", 40u64),
+            ("leak_new_array", 100),
+            ("leak_aligned_new", 192),
+        ] {
+            let r = record_of_bytes(&v, bytes);
+            assert_eq!(r["blocks"], 1, "{name}: {site}");
+            let f = site_frame(r, "entry_points_cpp")
+                .unwrap_or_else(|| panic!("{name}: no program frame: {r}"));
+            assert_eq!(f["function"].as_str(), Some(format!("{site}()").as_str()));
+        }
+    }
 }
