@@ -8,7 +8,7 @@
 
 use crate::model::Model;
 use crate::report::commas;
-use crate::stacks::{allocation_site, flame_label, site_line, Stacks};
+use crate::stacks::{flame_label, site_line, Stacks};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -48,7 +48,7 @@ fn live_by_site(model: &Model) -> HashMap<Vec<String>, (u64, u64, String)> {
     for (node, (bytes, blocks)) in by_node {
         let all = stacks.frames(node);
         let site = site_line(&all, 3);
-        let frames: Vec<String> = all[allocation_site(&all)..]
+        let frames: Vec<String> = crate::stacks::shown(&all)
             .iter()
             .rev()
             .map(|f| flame_label(f).replace(';', ":"))

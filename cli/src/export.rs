@@ -12,7 +12,7 @@
 
 use crate::flamegraph::What;
 use crate::model::Model;
-use crate::stacks::{allocation_site, frame_name, Stacks};
+use crate::stacks::{frame_name, Stacks};
 use crate::symbolize::Frame;
 use leakhunt_format::LeakKind;
 use std::collections::HashMap;
@@ -381,7 +381,7 @@ impl<'a> Builder<'a> {
     /// allocation site on.
     fn locations_of(&mut self, node: u64) -> Vec<u64> {
         let all = self.stacks.frames(node);
-        let frames = &all[allocation_site(&all)..];
+        let frames = crate::stacks::shown(&all);
         let mut out = Vec::new();
         let mut rest = frames;
         while !rest.is_empty() {

@@ -2,7 +2,7 @@
 
 use crate::model::Model;
 use crate::report::commas;
-use crate::stacks::{allocation_site, flame_label, Stacks};
+use crate::stacks::{flame_label, Stacks};
 use leakhunt_format::LeakKind;
 use std::collections::HashMap;
 use std::io::Write;
@@ -135,7 +135,7 @@ fn collect(model: &Model, what: What, kinds: &[LeakKind]) -> Collected {
         bytes += b;
         blocks += n;
         let all = stacks.frames(node);
-        let frames = &all[allocation_site(&all)..];
+        let frames = crate::stacks::shown(&all);
         let mut names: Vec<String> = Vec::with_capacity(frames.len());
         for f in frames.iter().rev() {
             let name = flame_label(f).replace(';', ":");

@@ -21,6 +21,10 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
+    /// Show the frames below `main` in stacks (the C runtime's start-up,
+    /// Rust's `lang_start` layers): hidden by default, as memcheck does.
+    #[arg(long, global = true)]
+    show_below_main: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -215,6 +219,7 @@ fn write_view(output: &Path, kind: Kind, bytes: &[u8]) -> Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    leakhunt_cli::stacks::set_show_below_main(cli.show_below_main);
     match real_main(cli) {
         Ok(code) => code,
         Err(e) => {

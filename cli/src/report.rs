@@ -3,7 +3,7 @@
 
 use crate::leaks::{analyze, Amount, Analysis, LossRecord, RecordKind, Suppressor, HEURISTICS};
 use crate::model::Model;
-use crate::stacks::{allocation_site, frame_name, language_name, module_short, site_line, Stacks};
+use crate::stacks::{frame_name, language_name, module_short, site_line, Stacks};
 use crate::symbolize::Language;
 use leakhunt_format::{Cut, EndReason, LeakKind, Origin};
 use serde::Serialize;
@@ -205,7 +205,7 @@ fn amount_json(a: Amount) -> Value {
 }
 
 fn shown_frames(all: &[crate::symbolize::Frame], depth: usize) -> &[crate::symbolize::Frame] {
-    let frames = &all[allocation_site(all)..];
+    let frames = crate::stacks::shown(all);
     let n = if depth == 0 {
         frames.len()
     } else {
@@ -651,12 +651,12 @@ pub fn to_text(model: &Model, opts: &Options, supp: &dyn Suppressor) -> String {
             }
             let _ = writeln!(o, "{line}");
         }
-        let site = allocation_site(&all);
-        if all.len() - site > frames.len() {
+        let shown = crate::stacks::shown(&all).len();
+        if shown > frames.len() {
             let _ = writeln!(
                 o,
                 "   ... {} more frames (--depth 0 shows all)",
-                all.len() - site - frames.len()
+                shown - frames.len()
             );
         }
         if all.is_empty() {

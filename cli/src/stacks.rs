@@ -352,9 +352,100 @@ pub fn allocation_site(frames: &[Frame]) -> usize {
         .unwrap_or_default()
 }
 
+/// Views show the frames below `main` (memcheck's `--show-below-main=yes`).
+static SHOW_BELOW_MAIN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_show_below_main(on: bool) {
+    SHOW_BELOW_MAIN.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The frames a view shows, innermost first: from the allocation site to
+/// `main`, as memcheck shows them. The C runtime's start-up below `main`
+/// goes, and in a Rust program everything from std's
+/// `__rust_begin_short_backtrace` out (`lang_start`'s layers, the C
+/// `main`), as Rust's own backtraces do: about 15 frames that are the same
+/// in every stack. Threads' stacks (`start_thread`, `clone3`) are kept.
+pub fn shown(frames: &[Frame]) -> &[Frame] {
+    let rest = &frames[allocation_site(frames)..];
+    if SHOW_BELOW_MAIN.load(std::sync::atomic::Ordering::Relaxed) {
+        return rest;
+    }
+    &rest[..main_end(rest)]
+}
+
+/// How many frames of `frames` are at or above the program's `main`.
+fn main_end(frames: &[Frame]) -> usize {
+    fn name(f: &Frame) -> &str {
+        f.function.as_deref().unwrap_or("")
+    }
+    if let Some(i) = frames
+        .iter()
+        .position(|f| name(f).contains("__rust_begin_short_backtrace"))
+    {
+        // The closure shims between it and the program's `main`.
+        let mut end = i;
+        while end > 1
+            && name(&frames[end - 1]).starts_with("core::ops::function::FnOnce::call_once")
+        {
+            end -= 1;
+        }
+        if end > 0 {
+            return end;
+        }
+    }
+    frames
+        .iter()
+        .rposition(|f| f.language != Language::Python && name(f) == "main")
+        .map_or(frames.len(), |i| i + 1)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{short_file, without_parameters};
+    use super::{main_end, short_file, without_parameters};
+    use crate::symbolize::{Frame, Language};
+
+    fn named(names: &[&str]) -> Vec<Frame> {
+        names
+            .iter()
+            .map(|n| Frame {
+                function: Some(n.to_string()),
+                linkage_name: None,
+                file: None,
+                line: None,
+                module: "/bin/x".into(),
+                address: 0,
+                offset: 0,
+                inlined: false,
+                language: Language::C,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stacks_end_at_main() {
+        let c = named(&[
+            "leak",
+            "main",
+            "__libc_start_call_main",
+            "__libc_start_main",
+            "_start",
+        ]);
+        assert_eq!(main_end(&c), 2);
+        let rust = named(&[
+            "r::make",
+            "r::main",
+            "core::ops::function::FnOnce::call_once",
+            "std::sys::backtrace::__rust_begin_short_backtrace",
+            "std::rt::lang_start::{{closure}}",
+            "std::rt::lang_start_internal",
+            "main",
+            "__libc_start_main",
+        ]);
+        assert_eq!(main_end(&rust), 2);
+        // A thread's stack has no main: all of it stays.
+        let thread = named(&["leak", "worker", "start_thread", "clone3"]);
+        assert_eq!(main_end(&thread), 4);
+    }
 
     #[test]
     fn cpp_sites_drop_their_parameter_lists() {
