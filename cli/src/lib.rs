@@ -11,6 +11,7 @@ pub mod model;
 pub mod python;
 pub mod report;
 pub mod run;
+pub mod shown;
 pub mod stacks;
 pub mod suppress;
 pub mod symbolize;

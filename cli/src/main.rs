@@ -104,7 +104,9 @@ debug the objects inside pymalloc's arenas are not seen."
         /// possible, reachable, all).
         #[arg(long, value_name = "KINDS", value_parser = kinds, default_value = "definite,possible")]
         show: Kinds,
-        /// Loss records to show (0: all; the default is 25 for text, all for JSON).
+        /// Loss records and growing sites to show (0: all). By default JSON
+        /// has all; text fold the tail: at least 10 records, then
+        /// until 99% of the bytes, at most 25; 5 sites, those over 2%.
         #[arg(long)]
         limit: Option<usize>,
         /// Frames to show per stack (0: all).
@@ -377,19 +379,15 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             }
             let supp = suppress.load()?;
             let m = load(&trace)?;
-            let mut opts = report::Options {
+            let opts = report::Options {
                 depth,
                 show: show.0,
                 gen_suppressions,
-                ..Default::default()
+                limit,
             };
             match format {
-                Format::Text => {
-                    opts.limit = limit.unwrap_or(25);
-                    write_stdout(&report::to_text(&m, &opts, &supp))?
-                }
+                Format::Text => write_stdout(&report::to_text(&m, &opts, &supp))?,
                 Format::Json => {
-                    opts.limit = limit.unwrap_or(0);
                     let v = report::to_json(&m, &opts, &supp);
                     write_json(&v)?
                 }
