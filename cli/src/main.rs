@@ -16,7 +16,7 @@ use std::process::ExitCode;
     name = "leakhunt",
     version,
     about = "Find memory leaks and heap growth in unmodified Linux programs",
-    after_help = "Examples:\n  leakhunt run -- ./myprogram arg1        record, scan for leaks at exit, summarize\n  leakhunt run --fail-on definite,possible --error-exitcode 42 -- ./tests\n  leakhunt report leakhunt.myprogram.1234.trace\n  leakhunt report --show all --format json TRACE > report.json\n  leakhunt flamegraph TRACE -o leaks.svg\n\nWithout `run`: LD_PRELOAD=/path/to/libleakhunt.so ./myprogram writes\nleakhunt.<program>.<pid>.trace ($LEAKHUNT_OUTPUT overrides; %p = pid, %n = name)."
+    after_help = "Examples:\n  leakhunt run -- ./myprogram arg1        record, scan for leaks at exit, summarize\n  leakhunt run --fail-on definite,possible --error-exitcode 42 -- ./tests\n  leakhunt report leakhunt.myprogram.1234.trace\n  leakhunt report --show all --format json TRACE > report.json\n  leakhunt flamegraph TRACE -o leaks.svg\n\n`-o -` writes to standard output (except for `run`: the trace is binary and\nthe program's own output is there).\n\nWithout `run`: LD_PRELOAD=/path/to/libleakhunt.so ./myprogram writes\nleakhunt.<program>.<pid>.trace ($LEAKHUNT_OUTPUT overrides; %p = pid, %n = name)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -75,7 +75,9 @@ PYTHONMALLOC you set is respected: with malloc every object is recorded too; wit
 debug the objects inside pymalloc's arenas are not seen."
     )]
     Run {
-        /// Where to write the trace (default: leakhunt.<program>.<pid>.trace here).
+        /// Where to write the trace (default: leakhunt.<program>.<pid>.trace
+        /// here). Not `-`: the trace is binary, and the program's own standard
+        /// output is there.
         #[arg(short, long, value_name = "TRACE")]
         output: Option<PathBuf>,
         /// Exit with --error-exitcode when leaks of these kinds are found
@@ -127,6 +129,7 @@ debug the objects inside pymalloc's arenas are not seen."
     /// Draw an interactive flamegraph SVG of a trace.
     Flamegraph {
         trace: PathBuf,
+        /// Where to write the SVG (`-`: standard output).
         #[arg(short, long, value_name = "OUT.svg")]
         output: PathBuf,
         #[arg(long, value_enum, default_value = "leaked")]
@@ -154,6 +157,7 @@ debug the objects inside pymalloc's arenas are not seen."
         trace: PathBuf,
         #[arg(long, value_enum, default_value = "pprof")]
         format: ExportFormat,
+        /// Where to write it (`-`: standard output).
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
         /// For collapsed stacks: what the weights count.
@@ -170,7 +174,8 @@ debug the objects inside pymalloc's arenas are not seen."
         after: PathBuf,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
-        /// Also draw a differential flamegraph.
+        /// Also draw a differential flamegraph (`-`: to standard output,
+        /// instead of the text or JSON).
         #[arg(short, long, value_name = "OUT.svg")]
         output: Option<PathBuf>,
         /// Call sites to show (0: all).
@@ -180,6 +185,7 @@ debug the objects inside pymalloc's arenas are not seen."
     /// Draw the memory curve (live heap, RSS, the peak) with its verdict as an SVG.
     Timeline {
         trace: PathBuf,
+        /// Where to write the SVG (`-`: standard output).
         #[arg(short, long, value_name = "OUT.svg")]
         output: PathBuf,
     },
@@ -208,10 +214,12 @@ fn warn_if_cut(trace: &Path, m: &Model) {
 }
 
 /// Writes a view's `-o` file (see `files::write_output`: never over
-/// anything but an earlier one of ours) and says so.
+/// anything but an earlier one of ours; `-` is standard output) and says so.
 fn write_view(output: &Path, kind: Kind, bytes: &[u8]) -> Result<()> {
     files::write_output(output, kind, bytes)?;
-    eprintln!("leakhunt: wrote {}", output.display());
+    if !files::is_stdout(output) {
+        eprintln!("leakhunt: wrote {}", output.display());
+    }
     Ok(())
 }
 
@@ -258,7 +266,10 @@ fn print_diff(
     limit: usize,
 ) -> Result<ExitCode> {
     let changes = leakhunt_cli::diff::compare(a, b);
+    // `-o -`: the SVG takes standard output; two documents in one stream
+    // would make neither readable.
     match format {
+        _ if svg.is_some_and(files::is_stdout) => {}
         Format::Text => write_stdout(&leakhunt_cli::diff::to_text(&changes, what, limit))?,
         Format::Json => write_stdout(
             &(serde_json::to_string_pretty(&leakhunt_cli::diff::to_json(&changes, what))? + "\n"),
@@ -281,6 +292,12 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             suppress,
             command,
         } => {
+            if output.as_deref().is_some_and(files::is_stdout) {
+                anyhow::bail!(
+                    "run -o -: the trace is binary and the program's own standard output is there; \
+                     give a file name (then `leakhunt report --format ... TRACE` to standard output)"
+                );
+            }
             // Bad suppression files are reported before the program runs.
             let supp = suppress.load()?;
             let outcome = run::run(output.as_deref(), &command)?;
@@ -407,6 +424,14 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 ExportFormat::Pprof => Kind::Pprof,
             };
             files::check_output(&output, kind)?;
+            if kind == Kind::Pprof
+                && files::is_stdout(&output)
+                && std::io::IsTerminal::is_terminal(&std::io::stdout())
+            {
+                anyhow::bail!(
+                    "export -o -: a pprof profile is gzipped binary; redirect standard output to a file or a pipe"
+                );
+            }
             let m = load(&trace)?;
             let bytes = match format {
                 ExportFormat::Collapsed if what == flamegraph::What::Peak => {
