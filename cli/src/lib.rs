@@ -6,6 +6,7 @@ pub mod diff;
 pub mod export;
 pub mod files;
 pub mod flamegraph;
+pub mod html;
 pub mod leaks;
 pub mod model;
 pub mod python;

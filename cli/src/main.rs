@@ -16,7 +16,7 @@ use std::process::ExitCode;
     name = "leakhunt",
     version,
     about = "Find memory leaks and heap growth in unmodified Linux programs",
-    after_help = "Examples:\n  leakhunt run -- ./myprogram arg1        record, scan for leaks at exit, summarize\n  leakhunt run --fail-on definite,possible --error-exitcode 42 -- ./tests\n  leakhunt report leakhunt.myprogram.1234.trace\n  leakhunt report --show all --format json TRACE > report.json\n  leakhunt flamegraph TRACE -o leaks.svg\n\n`-o -` writes to standard output (except for `run`: the trace is binary and\nthe program's own output is there).\n\nWithout `run`: LD_PRELOAD=/path/to/libleakhunt.so ./myprogram writes\nleakhunt.<program>.<pid>.trace ($LEAKHUNT_OUTPUT overrides; %p = pid, %n = name)."
+    after_help = "Examples:\n  leakhunt run -- ./myprogram arg1        record, scan for leaks at exit, summarize\n  leakhunt run --fail-on definite,possible --error-exitcode 42 -- ./tests\n  leakhunt report leakhunt.myprogram.1234.trace\n  leakhunt report --show all --format json TRACE > report.json\n  leakhunt report --format html -o report.html TRACE\n  leakhunt flamegraph TRACE -o leaks.svg\n\n`-o -` writes to standard output (except for `run`: the trace is binary and\nthe program's own output is there).\n\nWithout `run`: LD_PRELOAD=/path/to/libleakhunt.so ./myprogram writes\nleakhunt.<program>.<pid>.trace ($LEAKHUNT_OUTPUT overrides; %p = pid, %n = name)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -27,6 +27,15 @@ struct Cli {
 enum Format {
     Text,
     Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportFormat {
+    Text,
+    Json,
+    /// One self-contained page (summary, loss records, the curve, growing
+    /// sites, flamegraphs) to attach to a bug report.
+    Html,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -101,13 +110,17 @@ debug the objects inside pymalloc's arenas are not seen."
     Report {
         trace: PathBuf,
         #[arg(long, value_enum, default_value = "text")]
-        format: Format,
+        format: ReportFormat,
+        /// With --format html: where to write the page (default, and `-`:
+        /// standard output). Text and JSON go to standard output.
+        #[arg(short, long, value_name = "OUT.html")]
+        output: Option<PathBuf>,
         /// Leak kinds whose loss records are shown (definite, indirect,
         /// possible, reachable, all).
         #[arg(long, value_name = "KINDS", value_parser = kinds, default_value = "definite,possible")]
         show: Kinds,
         /// Loss records and growing sites to show (0: all). By default JSON
-        /// has all; text fold the tail: at least 10 records, then
+        /// has all; text and HTML fold the tail: at least 10 records, then
         /// until 99% of the bytes, at most 25; 5 sites, those over 2%.
         #[arg(long)]
         limit: Option<usize>,
@@ -370,6 +383,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Cmd::Report {
             trace,
             format,
+            output,
             show,
             limit,
             depth,
@@ -378,7 +392,26 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             from,
             to,
         } => {
+            let to_file = output.as_deref().filter(|o| !files::is_stdout(o));
+            if let Some(o) = to_file {
+                if format != ReportFormat::Html {
+                    anyhow::bail!(
+                        "report -o {} is for --format html; text and JSON go to standard output \
+                         (redirect it: > FILE)",
+                        o.display()
+                    );
+                }
+                files::check_output(o, Kind::Html)?;
+            }
             if let Some(from) = from {
+                let format = match format {
+                    ReportFormat::Text => Format::Text,
+                    ReportFormat::Json => Format::Json,
+                    ReportFormat::Html => anyhow::bail!(
+                        "--from/--to compare two moments, which the HTML page does not show; \
+                         use --format text or json (leakhunt diff draws it as an SVG)"
+                    ),
+                };
                 let before = Model::load_at_time(&trace, from)?;
                 let after = match to {
                     Some(t) => Model::load_at_time(&trace, t)?,
@@ -395,7 +428,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 return Ok(code);
             }
             let supp = suppress.load()?;
-            let m = load(&trace)?;
+            let mut m = load(&trace)?;
             let opts = report::Options {
                 depth,
                 show: show.0,
@@ -403,10 +436,26 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 limit,
             };
             match format {
-                Format::Text => write_stdout(&report::to_text(&m, &opts, &supp))?,
-                Format::Json => {
+                ReportFormat::Text => write_stdout(&report::to_text(&m, &opts, &supp))?,
+                ReportFormat::Json => {
                     let v = report::to_json(&m, &opts, &supp);
                     write_json(&v)?
+                }
+                ReportFormat::Html => {
+                    // The peak flamegraph needs the heap as it stood then: a
+                    // second pass that stops at the peak.
+                    let peak = Model::load_until(&trace, m.peak_record)?;
+                    let page = leakhunt_cli::html::page(
+                        &mut m,
+                        &peak,
+                        &opts,
+                        &supp,
+                        &trace.display().to_string(),
+                    )?;
+                    match to_file {
+                        Some(o) => write_view(o, Kind::Html, page.as_bytes())?,
+                        None => write_stdout(&page)?,
+                    }
                 }
             }
             warn_if_cut(&trace, &m);

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 pub struct Options {
     /// Loss records (and growing sites) to show, as `--limit` says: `Some(0)`
     /// all, `Some(n)` up to `n`; `None` is each view's default (JSON: all;
-    /// text: the long tail folded, see `shown::records_shown`).
+    /// text and HTML: the long tail folded, see `shown::records_shown`).
     pub limit: Option<usize>,
     /// Frames per stack to show (0: all).
     pub depth: usize,
