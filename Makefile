@@ -12,7 +12,9 @@ all: build
 
 # Debian packages the build and the tests need (gcc, g++, valgrind and heaptrack
 # as oracles; jemalloc and tcmalloc to be interposed after us). Only installs
-# what is missing; skipped when not root.
+# what is missing; skipped when not root. Chromium (for the HTML report's
+# headless-browser test) is not installed: it is large, and that test says
+# SKIP without it.
 deps:
 	@missing=""; \
 	for p in gcc:gcc g++:g++ make:make valgrind:valgrind heaptrack:heaptrack sqlite3:sqlite3 python3:python3 dwz:dwz strip:binutils; do \
@@ -25,7 +27,9 @@ deps:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "note: missing$$missing (tests that need them will say so and skip)"; fi; \
-	fi
+	fi; \
+	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  echo "note: no chromium: the HTML report's browser test skips (apt-get install chromium, ~350 MB, enables it)"
 
 build:
 	$(CARGO) build --release --workspace

@@ -13,6 +13,9 @@
 //! makes them) and may be replaced. A symbolic link is replaced by a file
 //! of our own, its target never touched. Nothing is ever written through a
 //! link: outputs are created with `O_EXCL`.
+//!
+//! `-o -` is standard output, as for most Unix tools: nothing is checked or
+//! replaced, the bytes are written there (a closed pipe is not an error).
 
 use anyhow::{bail, Context, Result};
 use std::fs::{File, FileType, OpenOptions};
@@ -89,6 +92,13 @@ pub enum Kind {
     Pprof,
     /// Collapsed stacks, `frames weight` lines.
     Collapsed,
+    /// The HTML report.
+    Html,
+}
+
+/// Whether `-o path` means standard output.
+pub fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
 }
 
 impl Kind {
@@ -98,6 +108,7 @@ impl Kind {
             Kind::Svg => "an SVG written by leakhunt",
             Kind::Pprof => "a pprof profile written by leakhunt",
             Kind::Collapsed => "a file of collapsed stacks",
+            Kind::Html => "an HTML report written by leakhunt",
         }
     }
 
@@ -112,6 +123,10 @@ impl Kind {
                 let text = String::from_utf8_lossy(head);
                 text.starts_with("<?xml") && text.contains(SVG_MARK)
             }
+            // The mark is the page's second line (`html::page` writes it).
+            Kind::Html => String::from_utf8_lossy(&head[..head.len().min(256)])
+                .strip_prefix("<!DOCTYPE html>\n")
+                .is_some_and(|rest| rest.starts_with(SVG_MARK)),
             Kind::Pprof => flate2::read::GzDecoder::new(head)
                 .header()
                 .and_then(|h| h.comment())
@@ -140,8 +155,12 @@ const HEAD: u64 = 64 << 10;
 
 /// Checks that `-o path` may be written as `kind` without losing anything
 /// that is not leakhunt's, and says whether something is there to replace.
-/// Never follows a symbolic link to decide.
+/// Never follows a symbolic link to decide. Standard output (`-`) holds
+/// nothing to replace.
 pub fn check_output(path: &Path, kind: Kind) -> Result<bool> {
+    if is_stdout(path) {
+        return Ok(false);
+    }
     let meta = match path.symlink_metadata() {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
@@ -190,14 +209,8 @@ pub fn make_room(path: &Path, kind: Kind) -> Result<()> {
 
 /// Writes `bytes` as the `-o` output `path` of `kind`: created anew (never
 /// through a link), over nothing but an earlier output of ours. An SVG gets
-/// [`SVG_MARK`].
+/// [`SVG_MARK`]. `-` writes to standard output.
 pub fn write_output(path: &Path, kind: Kind, bytes: &[u8]) -> Result<()> {
-    make_room(path, kind)?;
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
     let marked;
     let bytes = match kind {
         Kind::Svg => {
@@ -206,6 +219,19 @@ pub fn write_output(path: &Path, kind: Kind, bytes: &[u8]) -> Result<()> {
         }
         _ => bytes,
     };
+    if is_stdout(path) {
+        let mut out = std::io::stdout().lock();
+        return match out.write_all(bytes).and_then(|_| out.flush()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            r => r.context("cannot write to standard output"),
+        };
+    }
+    make_room(path, kind)?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     f.write_all(bytes)
         .and_then(|_| f.flush())
         .with_context(|| format!("cannot write {}", path.display()))
@@ -248,6 +274,15 @@ mod tests {
         assert!(!Kind::Svg.is_ours(svg));
         assert!(String::from_utf8_lossy(&marked)
             .starts_with("<?xml version=\"1.0\" standalone=\"no\"?>\n<!--"));
+    }
+
+    #[test]
+    fn html_reports_are_recognized() {
+        let page = format!("<!DOCTYPE html>\n{SVG_MARK}\n<html></html>\n");
+        assert!(Kind::Html.is_ours(page.as_bytes()));
+        assert!(!Kind::Html.is_ours(b"<!DOCTYPE html>\n<html>mine</html>\n"));
+        assert!(!Kind::Html.is_ours(SVG_MARK.as_bytes()));
+        assert!(check_output(Path::new("-"), Kind::Html).is_ok_and(|replace| !replace));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::process::ExitCode;
     name = "leakhunt",
     version,
     about = "Find memory leaks and heap growth in unmodified Linux programs",
-    after_help = "Examples:\n  leakhunt run -- ./myprogram arg1        record, scan for leaks at exit, summarize\n  leakhunt run --fail-on definite,possible --error-exitcode 42 -- ./tests\n  leakhunt report leakhunt.myprogram.1234.trace\n  leakhunt report --show all --format json TRACE > report.json\n  leakhunt flamegraph TRACE -o leaks.svg\n\nWithout `run`: LD_PRELOAD=/path/to/libleakhunt.so ./myprogram writes\nleakhunt.<program>.<pid>.trace ($LEAKHUNT_OUTPUT overrides; %p = pid, %n = name)."
+    after_help = "Examples:\n  leakhunt run -- ./myprogram arg1        record, scan for leaks at exit, summarize\n  leakhunt run --fail-on definite,possible --error-exitcode 42 -- ./tests\n  leakhunt report leakhunt.myprogram.1234.trace\n  leakhunt report --show all --format json TRACE > report.json\n  leakhunt report --format html -o report.html TRACE\n  leakhunt flamegraph TRACE -o leaks.svg\n\n`-o -` writes to standard output (except for `run`: the trace is binary and\nthe program's own output is there).\n\nWithout `run`: LD_PRELOAD=/path/to/libleakhunt.so ./myprogram writes\nleakhunt.<program>.<pid>.trace ($LEAKHUNT_OUTPUT overrides; %p = pid, %n = name)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -31,6 +31,15 @@ struct Cli {
 enum Format {
     Text,
     Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportFormat {
+    Text,
+    Json,
+    /// One self-contained page (summary, loss records, the curve, growing
+    /// sites, flamegraphs) to attach to a bug report.
+    Html,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -79,7 +88,9 @@ PYTHONMALLOC you set is respected: with malloc every object is recorded too; wit
 debug the objects inside pymalloc's arenas are not seen."
     )]
     Run {
-        /// Where to write the trace (default: leakhunt.<program>.<pid>.trace here).
+        /// Where to write the trace (default: leakhunt.<program>.<pid>.trace
+        /// here). Not `-`: the trace is binary, and the program's own standard
+        /// output is there.
         #[arg(short, long, value_name = "TRACE")]
         output: Option<PathBuf>,
         /// Exit with --error-exitcode when leaks of these kinds are found
@@ -103,12 +114,18 @@ debug the objects inside pymalloc's arenas are not seen."
     Report {
         trace: PathBuf,
         #[arg(long, value_enum, default_value = "text")]
-        format: Format,
+        format: ReportFormat,
+        /// With --format html: where to write the page (default, and `-`:
+        /// standard output). Text and JSON go to standard output.
+        #[arg(short, long, value_name = "OUT.html")]
+        output: Option<PathBuf>,
         /// Leak kinds whose loss records are shown (definite, indirect,
         /// possible, reachable, all).
         #[arg(long, value_name = "KINDS", value_parser = kinds, default_value = "definite,possible")]
         show: Kinds,
-        /// Loss records to show (0: all; the default is 25 for text, all for JSON).
+        /// Loss records and growing sites to show (0: all). By default JSON
+        /// has all; text and HTML fold the tail: at least 10 records, then
+        /// until 99% of the bytes, at most 25; 5 sites, those over 2%.
         #[arg(long)]
         limit: Option<usize>,
         /// Frames to show per stack (0: all).
@@ -129,6 +146,7 @@ debug the objects inside pymalloc's arenas are not seen."
     /// Draw an interactive flamegraph SVG of a trace.
     Flamegraph {
         trace: PathBuf,
+        /// Where to write the SVG (`-`: standard output).
         #[arg(short, long, value_name = "OUT.svg")]
         output: PathBuf,
         #[arg(long, value_enum, default_value = "leaked")]
@@ -156,6 +174,7 @@ debug the objects inside pymalloc's arenas are not seen."
         trace: PathBuf,
         #[arg(long, value_enum, default_value = "pprof")]
         format: ExportFormat,
+        /// Where to write it (`-`: standard output).
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
         /// For collapsed stacks: what the weights count.
@@ -172,7 +191,8 @@ debug the objects inside pymalloc's arenas are not seen."
         after: PathBuf,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
-        /// Also draw a differential flamegraph.
+        /// Also draw a differential flamegraph (`-`: to standard output,
+        /// instead of the text or JSON).
         #[arg(short, long, value_name = "OUT.svg")]
         output: Option<PathBuf>,
         /// Call sites to show (0: all).
@@ -182,6 +202,7 @@ debug the objects inside pymalloc's arenas are not seen."
     /// Draw the memory curve (live heap, RSS, the peak) with its verdict as an SVG.
     Timeline {
         trace: PathBuf,
+        /// Where to write the SVG (`-`: standard output).
         #[arg(short, long, value_name = "OUT.svg")]
         output: PathBuf,
     },
@@ -210,10 +231,12 @@ fn warn_if_cut(trace: &Path, m: &Model) {
 }
 
 /// Writes a view's `-o` file (see `files::write_output`: never over
-/// anything but an earlier one of ours) and says so.
+/// anything but an earlier one of ours; `-` is standard output) and says so.
 fn write_view(output: &Path, kind: Kind, bytes: &[u8]) -> Result<()> {
     files::write_output(output, kind, bytes)?;
-    eprintln!("leakhunt: wrote {}", output.display());
+    if !files::is_stdout(output) {
+        eprintln!("leakhunt: wrote {}", output.display());
+    }
     Ok(())
 }
 
@@ -261,7 +284,10 @@ fn print_diff(
     limit: usize,
 ) -> Result<ExitCode> {
     let changes = leakhunt_cli::diff::compare(a, b);
+    // `-o -`: the SVG takes standard output; two documents in one stream
+    // would make neither readable.
     match format {
+        _ if svg.is_some_and(files::is_stdout) => {}
         Format::Text => write_stdout(&leakhunt_cli::diff::to_text(&changes, what, limit))?,
         Format::Json => write_stdout(
             &(serde_json::to_string_pretty(&leakhunt_cli::diff::to_json(&changes, what))? + "\n"),
@@ -284,6 +310,12 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             suppress,
             command,
         } => {
+            if output.as_deref().is_some_and(files::is_stdout) {
+                anyhow::bail!(
+                    "run -o -: the trace is binary and the program's own standard output is there; \
+                     give a file name (then `leakhunt report --format ... TRACE` to standard output)"
+                );
+            }
             // Bad suppression files are reported before the program runs.
             let supp = suppress.load()?;
             let outcome = run::run(output.as_deref(), &command)?;
@@ -356,6 +388,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Cmd::Report {
             trace,
             format,
+            output,
             show,
             limit,
             depth,
@@ -364,7 +397,26 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             from,
             to,
         } => {
+            let to_file = output.as_deref().filter(|o| !files::is_stdout(o));
+            if let Some(o) = to_file {
+                if format != ReportFormat::Html {
+                    anyhow::bail!(
+                        "report -o {} is for --format html; text and JSON go to standard output \
+                         (redirect it: > FILE)",
+                        o.display()
+                    );
+                }
+                files::check_output(o, Kind::Html)?;
+            }
             if let Some(from) = from {
+                let format = match format {
+                    ReportFormat::Text => Format::Text,
+                    ReportFormat::Json => Format::Json,
+                    ReportFormat::Html => anyhow::bail!(
+                        "--from/--to compare two moments, which the HTML page does not show; \
+                         use --format text or json (leakhunt diff draws it as an SVG)"
+                    ),
+                };
                 let before = Model::load_at_time(&trace, from)?;
                 let after = match to {
                     Some(t) => Model::load_at_time(&trace, t)?,
@@ -381,22 +433,34 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 return Ok(code);
             }
             let supp = suppress.load()?;
-            let m = load(&trace)?;
-            let mut opts = report::Options {
+            let mut m = load(&trace)?;
+            let opts = report::Options {
                 depth,
                 show: show.0,
                 gen_suppressions,
-                ..Default::default()
+                limit,
             };
             match format {
-                Format::Text => {
-                    opts.limit = limit.unwrap_or(25);
-                    write_stdout(&report::to_text(&m, &opts, &supp))?
-                }
-                Format::Json => {
-                    opts.limit = limit.unwrap_or(0);
+                ReportFormat::Text => write_stdout(&report::to_text(&m, &opts, &supp))?,
+                ReportFormat::Json => {
                     let v = report::to_json(&m, &opts, &supp);
                     write_json(&v)?
+                }
+                ReportFormat::Html => {
+                    // The peak flamegraph needs the heap as it stood then: a
+                    // second pass that stops at the peak.
+                    let peak = Model::load_until(&trace, m.peak_record)?;
+                    let page = leakhunt_cli::html::page(
+                        &mut m,
+                        &peak,
+                        &opts,
+                        &supp,
+                        &trace.display().to_string(),
+                    )?;
+                    match to_file {
+                        Some(o) => write_view(o, Kind::Html, page.as_bytes())?,
+                        None => write_stdout(&page)?,
+                    }
                 }
             }
             warn_if_cut(&trace, &m);
@@ -414,6 +478,14 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 ExportFormat::Pprof => Kind::Pprof,
             };
             files::check_output(&output, kind)?;
+            if kind == Kind::Pprof
+                && files::is_stdout(&output)
+                && std::io::IsTerminal::is_terminal(&std::io::stdout())
+            {
+                anyhow::bail!(
+                    "export -o -: a pprof profile is gzipped binary; redirect standard output to a file or a pipe"
+                );
+            }
             let m = load(&trace)?;
             let bytes = match format {
                 ExportFormat::Collapsed if what == flamegraph::What::Peak => {

@@ -3,17 +3,19 @@
 
 use crate::leaks::{analyze, Amount, Analysis, LossRecord, RecordKind, Suppressor, HEURISTICS};
 use crate::model::Model;
-use crate::stacks::{frame_name, language_name, module_short, site_line, Stacks};
+use crate::shown;
+use crate::stacks::{frame_name, language_name, site_line, Stacks};
 use crate::symbolize::Language;
 use leakhunt_format::{Cut, EndReason, LeakKind, Origin};
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::fmt::Write as _;
 
 pub struct Options {
-    /// Loss records to show (0: all).
-    pub limit: usize,
+    /// Loss records (and growing sites) to show, as `--limit` says: `Some(0)`
+    /// all, `Some(n)` up to `n`; `None` is each view's default (JSON: all;
+    /// text and HTML: the long tail folded, see `shown::records_shown`).
+    pub limit: Option<usize>,
     /// Frames per stack to show (0: all).
     pub depth: usize,
     /// Leak kinds whose records are shown (memcheck's default: definite, possible).
@@ -25,7 +27,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            limit: 25,
+            limit: None,
             depth: 24,
             show: vec![LeakKind::DefinitelyLost, LeakKind::PossiblyLost],
             gen_suppressions: false,
@@ -204,7 +206,9 @@ fn amount_json(a: Amount) -> Value {
     json!({"bytes": a.bytes, "blocks": a.blocks})
 }
 
-fn shown_frames(all: &[crate::symbolize::Frame], depth: usize) -> &[crate::symbolize::Frame] {
+/// The frames of a stack a report shows: from the allocation site to
+/// `main` (`stacks::shown`), at most `depth` (0: all).
+pub fn shown_frames(all: &[crate::symbolize::Frame], depth: usize) -> &[crate::symbolize::Frame] {
     let frames = crate::stacks::shown(all);
     let n = if depth == 0 {
         frames.len()
@@ -222,10 +226,9 @@ pub fn to_json(model: &Model, opts: &Options, supp: &dyn Suppressor) -> JsonRepo
         .iter()
         .filter(|r| r.suppressed_by.is_none())
         .collect();
-    let shown = if opts.limit == 0 {
-        live.len()
-    } else {
-        live.len().min(opts.limit)
+    let shown = match opts.limit {
+        None | Some(0) => live.len(),
+        Some(n) => live.len().min(n),
     };
     let records: Vec<RecordJson> = live[..shown]
         .iter()
@@ -347,10 +350,9 @@ fn timeline_json(model: &Model) -> Value {
 
 fn growth_json(model: &Model, stacks: &mut Stacks, opts: &Options) -> Value {
     let g = crate::timeline::growth(&model.timeline, model.duration_us);
-    let n = if opts.limit == 0 {
-        g.len()
-    } else {
-        g.len().min(opts.limit)
+    let n = match opts.limit {
+        None | Some(0) => g.len(),
+        Some(n) => g.len().min(n),
     };
     Value::Array(
         g[..n]
@@ -373,54 +375,62 @@ fn growth_json(model: &Model, stacks: &mut Stacks, opts: &Options) -> Value {
 }
 
 /// The verdict and the growing call sites, for the text report.
-fn growth_text(model: &Model, stacks: &mut Stacks, o: &mut String) {
+fn growth_text(model: &Model, stacks: &mut Stacks, opts: &Options, o: &mut String) {
     let (v, e) = crate::timeline::verdict(&model.timeline, model.duration_us);
     let _ = writeln!(o, "HEAP GROWTH: {} ({})", v.name(), e.reason);
     let growth = crate::timeline::growth(&model.timeline, model.duration_us);
-    // Stacks that differ only below the line shown (the interpreter's or
-    // the C library's paths to malloc) are one site to the reader.
-    let mut sites: Vec<(String, u64, u64, f64, bool)> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    for g in &growth {
-        let line = site_line(&stacks.frames(g.stack), 3);
-        let i = *index.entry(line.clone()).or_insert_with(|| {
-            sites.push((line, 0, 0, 0.0, true));
-            sites.len() - 1
-        });
-        let s = &mut sites[i];
-        s.1 += g.bytes;
-        s.2 += g.blocks;
-        s.3 += g.share;
-        s.4 &= g.freed_at_exit;
-    }
-    sites.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let sites = shown::growth_sites(&growth, stacks);
     // A handful of sites that matter; the long tail in one line.
-    let shown = sites
-        .iter()
-        .enumerate()
-        .take_while(|(i, s)| *i < 5 && (*i == 0 || s.3 >= 0.02))
-        .count();
-    for (line, bytes, blocks, share, at_exit) in &sites[..shown] {
+    let n = shown::sites_shown(&sites, opts.limit);
+    for s in &sites[..n] {
         let _ = writeln!(
             o,
-            "   +{} in {} ({:.0}% of the growth){}: {line}",
-            plural(*bytes, "byte", "bytes"),
-            plural(*blocks, "block", "blocks"),
-            share * 100.0,
-            if *at_exit { ", freed only at exit" } else { "" },
+            "   +{} in {} ({:.0}% of the growth){}: {}",
+            plural(s.bytes, "byte", "bytes"),
+            plural(s.blocks, "block", "blocks"),
+            s.share * 100.0,
+            if s.freed_at_exit {
+                ", freed only at exit"
+            } else {
+                ""
+            },
+            s.line
         );
     }
-    let rest = &sites[shown..];
-    if !rest.is_empty() {
-        let _ = writeln!(
-            o,
-            "   and {} smaller {}, +{} in all",
-            commas(rest.len() as u64),
-            if rest.len() == 1 { "site" } else { "sites" },
-            plural(rest.iter().map(|s| s.1).sum(), "byte", "bytes")
-        );
+    if let Some(line) = sites_fold_line(&sites[n..]) {
+        let _ = writeln!(o, "   {line}");
     }
     let _ = writeln!(o);
+}
+
+/// "… and 3 smaller sites, +1,234 bytes in 56 blocks (--limit 0 shows all)"
+/// for the growing sites a view folds.
+pub fn sites_fold_line(rest: &[shown::GrowthSite]) -> Option<String> {
+    if rest.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "\u{2026} and {} smaller {}, +{} in {} (--limit 0 shows all)",
+        commas(rest.len() as u64),
+        if rest.len() == 1 { "site" } else { "sites" },
+        plural(rest.iter().map(|s| s.bytes).sum(), "byte", "bytes"),
+        plural(rest.iter().map(|s| s.blocks).sum(), "block", "blocks"),
+    ))
+}
+
+/// "… and 12 smaller loss records, 96 bytes in 12 blocks (--limit 0 shows
+/// all)" for the loss records a view folds.
+pub fn records_fold_line(rest: &[&LossRecord]) -> Option<String> {
+    if rest.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "\u{2026} and {} smaller loss {}, {} in {} (--limit 0 shows all)",
+        commas(rest.len() as u64),
+        if rest.len() == 1 { "record" } else { "records" },
+        plural(rest.iter().map(|r| r.total_bytes()).sum(), "byte", "bytes"),
+        plural(rest.iter().map(|r| r.blocks).sum(), "block", "blocks"),
+    ))
 }
 
 /// Why a trace has no leak kinds.
@@ -514,7 +524,9 @@ pub fn leak_summary(model: &Model, a: &Analysis) -> String {
     o
 }
 
-fn record_headline(r: &LossRecord, i: usize, n: usize) -> String {
+/// memcheck's line for a loss record: "N bytes in M blocks are definitely
+/// lost in loss record i of n".
+pub fn record_headline(r: &LossRecord, i: usize, n: usize) -> String {
     let kind = r.kind.describe();
     let size = if r.indirect_bytes > 0 {
         format!(
@@ -618,33 +630,23 @@ pub fn to_text(model: &Model, opts: &Options, supp: &dyn Suppressor) -> String {
         RecordKind::NeverFreed => true,
         RecordKind::Leak(k) => opts.show.contains(&k),
     };
-    let shown_total = live.iter().filter(|r| visible(r)).count();
-    let limit = if opts.limit == 0 {
-        usize::MAX
-    } else {
-        opts.limit
-    };
-    for (i, r) in live
+    let shown: Vec<(usize, &LossRecord)> = live
         .iter()
         .enumerate()
         .filter(|(_, r)| visible(r))
-        .take(limit)
-    {
+        .map(|(i, r)| (i, *r))
+        .collect();
+    let bytes: Vec<u64> = shown.iter().map(|(_, r)| r.total_bytes()).collect();
+    let limit = shown::records_shown(&bytes, opts.limit);
+    for &(i, r) in &shown[..limit] {
         let _ = writeln!(o, "{}", record_headline(r, i + 1, n));
         let all = stacks.frames(r.stack);
         let frames = shown_frames(&all, opts.depth);
         for (k, f) in frames.iter().enumerate() {
             let lead = if k == 0 { "at" } else { "by" };
             let mut line = format!("   {lead} {}", frame_name(f));
-            if let (Some(file), Some(l)) = (&f.file, f.line) {
-                let file = if f.language == Language::Python {
-                    crate::stacks::short_file(file)
-                } else {
-                    module_short(file)
-                };
-                let _ = write!(line, " ({file}:{l})");
-            } else if f.function.is_some() && !f.module.is_empty() && f.module != "?" {
-                let _ = write!(line, " (in {})", module_short(&f.module));
+            if let Some(place) = shown::frame_place(f) {
+                let _ = write!(line, " ({place})");
             }
             if f.inlined {
                 line.push_str(" [inlined]");
@@ -678,17 +680,14 @@ pub fn to_text(model: &Model, opts: &Options, supp: &dyn Suppressor) -> String {
         }
         let _ = writeln!(o);
     }
-    if shown_total > limit {
-        let _ = writeln!(
-            o,
-            "... {} more loss records (--limit 0 shows all)\n",
-            shown_total - limit
-        );
+    let rest: Vec<&LossRecord> = shown[limit..].iter().map(|(_, r)| *r).collect();
+    if let Some(line) = records_fold_line(&rest) {
+        let _ = writeln!(o, "{line}\n");
     }
     if a.scanned && n == 0 {
         let _ = writeln!(o, "All heap blocks were freed -- no leaks are possible\n");
     }
-    growth_text(model, &mut stacks, &mut o);
+    growth_text(model, &mut stacks, opts, &mut o);
     o.push_str(&leak_summary(model, &a));
     if a.scanned {
         let hidden: Vec<&str> = [LeakKind::IndirectlyLost, LeakKind::StillReachable]
