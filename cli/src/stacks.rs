@@ -396,7 +396,19 @@ fn main_end(frames: &[Frame]) -> usize {
     frames
         .iter()
         .rposition(|f| f.language != Language::Python && name(f) == "main")
-        .map_or(frames.len(), |i| i + 1)
+        .map(|i| i + 1)
+        // A stripped program's `main` has no name: cut where libc's start-up
+        // begins instead.
+        .or_else(|| {
+            frames.iter().position(|f| {
+                matches!(
+                    name(f),
+                    "__libc_start_call_main" | "__libc_start_main" | "_start"
+                )
+            })
+        })
+        .filter(|&end| end > 0)
+        .unwrap_or(frames.len())
 }
 
 #[cfg(test)]
@@ -442,6 +454,8 @@ mod tests {
             "__libc_start_main",
         ]);
         assert_eq!(main_end(&rust), 2);
+        let stripped = named(&["leak", "", "__libc_start_call_main", "__libc_start_main"]);
+        assert_eq!(main_end(&stripped), 2);
         // A thread's stack has no main: all of it stays.
         let thread = named(&["leak", "worker", "start_thread", "clone3"]);
         assert_eq!(main_end(&thread), 4);
