@@ -14,8 +14,8 @@ pub enum What {
     Leaked,
     /// All bytes allocated over the run.
     Allocated,
-    /// The live heap at the moment of its peak (give the model loaded up to
-    /// `Model::peak_record`).
+    /// The live heap at the moment of its peak.
+    // (The caller loads the model up to `Model::peak_record`.)
     Peak,
     /// Allocations freed before their thread allocated anything else
     /// (heaptrack's definition): churn worth removing.

@@ -112,7 +112,11 @@ debug the objects inside pymalloc's arenas are not seen."
     },
     /// Explain a trace: totals, the peak, and the leaks, as loss records by stack.
     Report {
+        /// The trace file (`leakhunt.<program>.<pid>.trace`, or what `run -o` named).
         trace: PathBuf,
+        /// text: loss records like memcheck's; json: the object SPEC.md
+        /// describes; html: one self-contained page with the curve and the
+        /// flamegraphs.
         #[arg(long, value_enum, default_value = "text")]
         format: ReportFormat,
         /// With --format html: where to write the page (default, and `-`:
@@ -138,6 +142,7 @@ debug the objects inside pymalloc's arenas are not seen."
         /// into the run; --to defaults to the end).
         #[arg(long, value_name = "MS")]
         from: Option<f64>,
+        /// With --from: the later moment (milliseconds into the run).
         #[arg(long, value_name = "MS", requires = "from")]
         to: Option<f64>,
         #[command(flatten)]
@@ -145,15 +150,19 @@ debug the objects inside pymalloc's arenas are not seen."
     },
     /// Draw an interactive flamegraph SVG of a trace.
     Flamegraph {
+        /// The trace file (`leakhunt.<program>.<pid>.trace`, or what `run -o` named).
         trace: PathBuf,
+
         /// Where to write the SVG (`-`: standard output).
         #[arg(short, long, value_name = "OUT.svg")]
         output: PathBuf,
+        /// What the widths count.
         #[arg(long, value_enum, default_value = "leaked")]
         what: flamegraph::What,
         /// With --what leaked and an exit scan: which leak kinds count.
         #[arg(long, value_name = "KINDS", value_parser = kinds, default_value = "definite,indirect,possible")]
         kinds: Kinds,
+        /// The title drawn above the graph (default: what it shows, and the program).
         #[arg(long)]
         title: Option<String>,
         /// Icicle graph: the outermost frames at the top.
@@ -171,7 +180,9 @@ debug the objects inside pymalloc's arenas are not seen."
     /// Export a trace for other tools: collapsed stacks (flamegraph.pl,
     /// speedscope) or a gzipped pprof profile (go tool pprof, Pyroscope, Parca, Grafana).
     Export {
+        /// The trace file (`leakhunt.<program>.<pid>.trace`, or what `run -o` named).
         trace: PathBuf,
+        /// What to write: a pprof profile, or collapsed stacks.
         #[arg(long, value_enum, default_value = "pprof")]
         format: ExportFormat,
         /// Where to write it (`-`: standard output).
@@ -187,8 +198,11 @@ debug the objects inside pymalloc's arenas are not seen."
     /// Compare the live heap at the end of two traces: which call sites gained
     /// or lost bytes and blocks, largest change first.
     Diff {
+        /// The trace of the earlier run (the baseline).
         before: PathBuf,
+        /// The trace of the later run.
         after: PathBuf,
+        /// text: the changed call sites, one per line; json: the same as objects.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
         /// Also draw a differential flamegraph (`-`: to standard output,
@@ -201,7 +215,9 @@ debug the objects inside pymalloc's arenas are not seen."
     },
     /// Draw the memory curve (live heap, RSS, the peak) with its verdict as an SVG.
     Timeline {
+        /// The trace file (`leakhunt.<program>.<pid>.trace`, or what `run -o` named).
         trace: PathBuf,
+
         /// Where to write the SVG (`-`: standard output).
         #[arg(short, long, value_name = "OUT.svg")]
         output: PathBuf,
