@@ -8,6 +8,7 @@ pub mod files;
 pub mod flamegraph;
 pub mod leaks;
 pub mod model;
+pub mod processes;
 pub mod python;
 pub mod report;
 pub mod run;
