@@ -334,6 +334,9 @@ pub fn summarize(
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {
+                    // A shell's children map the same libc and the same
+                    // shell: their debug information is read once.
+                    let _share = crate::symbolize::SharedModules::begin();
                     let mut mine = Vec::new();
                     loop {
                         let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -229,7 +229,11 @@ impl Symbolizer {
         let map = &self.modules[index].map;
         let debug_root = &self.debug_root;
         let key = (map.path.clone(), map.build_id.clone(), debug_root.clone());
-        if let Some((loaded, w)) = LOADED.with(|c| c.borrow().get(&key).cloned()) {
+        let shared = SHARING.with(|s| s.get());
+        if let Some((loaded, w)) = shared
+            .then(|| LOADED.with(|c| c.borrow().get(&key).cloned()))
+            .flatten()
+        {
             self.modules[index].state = ModuleState::Ready(loaded);
             for warning in w {
                 self.warn(warning);
@@ -246,7 +250,7 @@ impl Symbolizer {
             ));
             ModuleState::Unusable
         });
-        if let ModuleState::Ready(loaded) = &state {
+        if let (true, ModuleState::Ready(loaded)) = (shared, &state) {
             LOADED.with(|c| {
                 c.borrow_mut()
                     .insert(key, (std::rc::Rc::clone(loaded), warnings.clone()))
@@ -260,13 +264,33 @@ impl Symbolizer {
 }
 
 /// A module's file, by its recorded path and build-id, maps the same in
-/// every process: the symbolizers of one thread (the traces of a run, read
-/// one after another) load it once, with the warnings it gave.
+/// every process: while a [`SharedModules`] lives, the symbolizers of its
+/// thread (the traces of one run, read one after another) load it once,
+/// with the warnings it gave. Only then: a file may change between two
+/// symbolizers otherwise (a test rewrites one, a debug file is installed).
 type LoadedKey = (String, Vec<u8>, PathBuf);
 type LoadedCache = HashMap<LoadedKey, (std::rc::Rc<LoadedModule>, Vec<String>)>;
 
 thread_local! {
     static LOADED: std::cell::RefCell<LoadedCache> = std::cell::RefCell::new(HashMap::new());
+    static SHARING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Shares loaded modules between this thread's symbolizers until dropped.
+pub struct SharedModules(());
+
+impl SharedModules {
+    pub fn begin() -> SharedModules {
+        SHARING.with(|s| s.set(true));
+        SharedModules(())
+    }
+}
+
+impl Drop for SharedModules {
+    fn drop(&mut self) {
+        SHARING.with(|s| s.set(false));
+        LOADED.with(|c| c.borrow_mut().clear());
+    }
 }
 
 struct Span {
