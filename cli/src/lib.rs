@@ -9,6 +9,7 @@ pub mod flamegraph;
 pub mod html;
 pub mod leaks;
 pub mod model;
+pub mod processes;
 pub mod python;
 pub mod report;
 pub mod run;

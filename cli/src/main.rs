@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use leakhunt_cli::files::{self, Kind};
 use leakhunt_cli::leaks::{self, SuppressionSet};
-use leakhunt_cli::{flamegraph, model::Model, report, run};
+use leakhunt_cli::{flamegraph, model::Model, processes, report, run};
 use leakhunt_format::LeakKind;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -40,6 +40,12 @@ enum ReportFormat {
     /// One self-contained page (summary, loss records, the curve, growing
     /// sites, flamegraphs) to attach to a bug report.
     Html,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum YesNo {
+    Yes,
+    No,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -100,6 +106,12 @@ debug the objects inside pymalloc's arenas are not seen."
         /// The exit status for --fail-on.
         #[arg(long, value_name = "N", default_value_t = 1)]
         error_exitcode: u8,
+        /// Trace the programs it execs too, as valgrind's option of this name:
+        /// a shell's commands, a shim's real program (pyenv's python3 is a
+        /// script that execs the interpreter). Forked children that do not
+        /// exec are the same program and are traced either way.
+        #[arg(long, value_enum, value_name = "yes|no", default_value = "yes")]
+        trace_children: YesNo,
         #[command(flatten)]
         suppress: SuppressArgs,
         /// The program and its arguments (after `--`).
@@ -227,6 +239,15 @@ debug the objects inside pymalloc's arenas are not seen."
     Dump { trace: PathBuf },
 }
 
+/// The JSON report with the run's other processes beside it.
+#[derive(serde::Serialize)]
+struct WithRun<R: serde::Serialize> {
+    #[serde(flatten)]
+    report: R,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run: Option<serde_json::Value>,
+}
+
 fn load(trace: &Path) -> Result<Model> {
     let m = Model::load(trace)?;
     Ok(m)
@@ -323,6 +344,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             output,
             fail_on,
             error_exitcode,
+            trace_children,
             suppress,
             command,
         } => {
@@ -334,7 +356,11 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             }
             // Bad suppression files are reported before the program runs.
             let supp = suppress.load()?;
-            let outcome = run::run(output.as_deref(), &command)?;
+            let children = match trace_children {
+                YesNo::Yes => run::TraceChildren::Yes,
+                YesNo::No => run::TraceChildren::No,
+            };
+            let outcome = run::run(output.as_deref(), &command, children)?;
             let mut err = std::io::stderr().lock();
             let ending = match (outcome.code, outcome.signal) {
                 (_, Some(s)) => format!("was killed by signal {s} ({})", report::signal_name(s)),
@@ -345,6 +371,39 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             let mut code = outcome.exit_code().clamp(0, 255) as u8;
             match &outcome.model {
                 Ok(m) => {
+                    let mut stacks = leakhunt_cli::stacks::Stacks::new(m);
+                    let a = leaks::analyze(m, &mut stacks, &supp);
+                    let main_pid = m.process.as_ref().map_or(0, |p| p.pid);
+                    // The other processes of the run, one line each, before
+                    // the main one in full.
+                    let mut summaries = Vec::new();
+                    if let Some(r) = outcome.run.as_ref().filter(|r| r.traces() > 1) {
+                        let main = r.processes.iter().find(|p| p.pid == main_pid);
+                        let known = main.map(|p| {
+                            processes::summary_of(p, m, leaks::analyze(m, &mut stacks, &supp))
+                        });
+                        summaries = processes::summarize(&r.processes, &supp, known);
+                        for line in processes::lines(r, &summaries, Some(main_pid)) {
+                            let _ = writeln!(err, "leakhunt: {line}");
+                        }
+                        if let Some(p) = main {
+                            let _ = writeln!(
+                                err,
+                                "leakhunt: the main process, {} (pid {main_pid}):",
+                                p.last().argv.join(" ")
+                            );
+                        }
+                    }
+                    if matches!(
+                        m.end.map(|e| e.reason),
+                        Some(leakhunt_format::EndReason::Exec)
+                    ) {
+                        let _ = writeln!(
+                            err,
+                            "leakhunt: {} exec'd a program that was not traced (--trace-children=no, or it dropped LD_PRELOAD): this is what ran before it",
+                            m.process.as_ref().map(|p| p.argv.join(" ")).unwrap_or_default()
+                        );
+                    }
                     let t = &m.totals;
                     let _ = writeln!(
                         err,
@@ -354,8 +413,6 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                         report::commas(t.allocated_bytes),
                         report::commas(t.peak_bytes)
                     );
-                    let mut stacks = leakhunt_cli::stacks::Stacks::new(m);
-                    let a = leaks::analyze(m, &mut stacks, &supp);
                     for line in report::leak_summary(m, &a).lines() {
                         let _ = writeln!(err, "leakhunt: {line}");
                     }
@@ -392,6 +449,20 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                                 found.join(", ")
                             );
                             code = error_exitcode;
+                        }
+                        // The main process decides (a shim's helpers leak
+                        // too: bash's forks lose a block each); the others
+                        // are named, so that none goes unseen.
+                        let others = processes::with_leaks(&summaries, &kinds.0, main_pid);
+                        if !others.is_empty() {
+                            let pids: Vec<String> =
+                                others.iter().map(|(p, _)| p.to_string()).collect();
+                            let _ = writeln!(
+                                err,
+                                "leakhunt: note: {} of the run had such leaks too (pid {}); --fail-on judges the main process",
+                                report::plural(others.len() as u64, "other process", "other processes"),
+                                pids.join(", ")
+                            );
                         }
                     }
                 }
@@ -450,6 +521,11 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             }
             let supp = suppress.load()?;
             let mut m = load(&trace)?;
+            // The other traces of its run, when it has some: one line each.
+            let family = processes::run_of(&trace).map(|r| {
+                let s = processes::summarize(&r.processes, &supp, None);
+                (r, s)
+            });
             let opts = report::Options {
                 depth,
                 show: show.0,
@@ -457,10 +533,17 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 limit,
             };
             match format {
-                ReportFormat::Text => write_stdout(&report::to_text(&m, &opts, &supp))?,
+                ReportFormat::Text => {
+                    let mut text = report::to_text(&m, &opts, &supp);
+                    if let Some((r, s)) = &family {
+                        text += &processes::report_section(r, s, &trace);
+                    }
+                    write_stdout(&text)?
+                }
                 ReportFormat::Json => {
-                    let v = report::to_json(&m, &opts, &supp);
-                    write_json(&v)?
+                    let report = report::to_json(&m, &opts, &supp);
+                    let run = family.as_ref().map(|(r, s)| processes::to_json(r, s));
+                    write_json(&WithRun { report, run })?
                 }
                 ReportFormat::Html => {
                     // The peak flamegraph needs the heap as it stood then: a

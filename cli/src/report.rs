@@ -440,6 +440,11 @@ pub fn no_scan_reason(model: &Model) -> String {
             "the leak scan was turned off (LEAKHUNT_SCAN=0) or could not run".into()
         }
         Some(EndReason::Exec) => "the process image was replaced by exec".into(),
+        // dash and other shells end this way: there is no exit() to scan at.
+        Some(EndReason::QuickExit { code }) => {
+            format!("the process ended with _exit({code}), which runs no exit handlers")
+        }
+        Some(EndReason::Abort) => "the process did not exit normally: it aborted".into(),
         _ => "the process did not exit normally".into(),
     }
 }

@@ -145,6 +145,8 @@ pub struct Outcome {
     pub signal: Option<i32>,
     /// The trace, read once (with the exit status), or why it could not be.
     pub model: Result<Model, LoadError>,
+    /// Every trace of the run (see `processes.rs`), when there is one.
+    pub run: Option<crate::processes::Run>,
 }
 
 impl Outcome {
@@ -158,7 +160,16 @@ impl Outcome {
     }
 }
 
-pub fn run(output: Option<&Path>, cmd: &[String]) -> Result<Outcome> {
+/// valgrind's `--trace-children`: whether the programs the traced process
+/// execs are traced too. Forked children that do not exec are the same
+/// program and are always traced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceChildren {
+    Yes,
+    No,
+}
+
+pub fn run(output: Option<&Path>, cmd: &[String], children: TraceChildren) -> Result<Outcome> {
     let Some(program) = cmd.first() else {
         bail!("no command given: leakhunt run -- PROGRAM [ARGS...]")
     };
@@ -187,10 +198,12 @@ pub fn run(output: Option<&Path>, cmd: &[String]) -> Result<Outcome> {
         // make room, but only where an earlier trace (or a link) stood.
         crate::files::make_room(path, crate::files::Kind::Trace)?;
     }
+    // `%r`: the started process's pid, and the name every process it starts
+    // writes beside (`MAIN.<pid>`), as `-o PATH` (no `%` left) does.
     let template = match &explicit {
         Some(p) => p.to_string_lossy().replace('%', "%%"),
         None => cwd
-            .join(format!("leakhunt.{}.%p.trace", program_name(program)))
+            .join(format!("leakhunt.{}.%r.trace", program_name(program)))
             .to_string_lossy()
             .into_owned(),
     };
@@ -204,7 +217,14 @@ pub fn run(output: Option<&Path>, cmd: &[String]) -> Result<Outcome> {
     command
         .args(&cmd[1..])
         .env("LD_PRELOAD", ld_preload)
-        .env("LEAKHUNT_OUTPUT", &template);
+        .env("LEAKHUNT_OUTPUT", &template)
+        .env(
+            "LEAKHUNT_TRACE_CHILDREN",
+            match children {
+                TraceChildren::Yes => "yes",
+                TraceChildren::No => "no",
+            },
+        );
     let mut child = command
         .spawn()
         .with_context(|| format!("cannot run {program}"))?;
@@ -212,12 +232,19 @@ pub fn run(output: Option<&Path>, cmd: &[String]) -> Result<Outcome> {
     // exit cleanly; we stay to write the summary.
     let _ignore = IgnoreInterrupts::new();
     let status = child.wait().context("cannot wait for the program")?;
-    let trace = match explicit {
+    let first = match explicit {
         Some(p) => p,
-        None => PathBuf::from(template.replace("%p", &child.id().to_string())),
+        None => PathBuf::from(template.replace("%r", &child.id().to_string())),
     };
     use std::os::unix::process::ExitStatusExt;
-    let (trace, mut model) = last_image(&trace, child.id(), explicit_template(&template));
+    let run = crate::processes::find(&first);
+    // The started process's last image is the program that did the work (a
+    // shim execs it); its trace gets the exit status.
+    let trace = run
+        .as_ref()
+        .and_then(|r| r.processes.iter().find(|p| p.pid == child.id()))
+        .map_or(first, |p| p.last().path.clone());
+    let mut model = Model::load_summary(&trace);
     let (code, signal) = (status.code(), status.signal());
     if let Ok(m) = &mut model {
         append_exit_status(&trace, m.framing, code, signal)
@@ -229,55 +256,8 @@ pub fn run(output: Option<&Path>, cmd: &[String]) -> Result<Outcome> {
         code,
         signal,
         model,
+        run,
     })
-}
-
-fn explicit_template(template: &str) -> bool {
-    !template.contains("%p")
-}
-
-/// The pid a trace's process record names (its first record).
-fn trace_pid(path: &Path) -> Option<u32> {
-    let file = std::fs::File::open(path).ok()?;
-    let mut r = leakhunt_format::TraceReader::new(std::io::BufReader::new(file)).ok()?;
-    match r.next_record().ok()?? {
-        leakhunt_format::Record::Process(p) => Some(p.pid),
-        _ => None,
-    }
-}
-
-/// The trace of the image the program finally ran, and its model: when it
-/// exec'd, the new image of the same pid wrote the next file (named as
-/// `preload/src/output.rs` names a file whose first choice exists).
-fn last_image(first: &Path, pid: u32, explicit: bool) -> (PathBuf, Result<Model, LoadError>) {
-    let base = if explicit {
-        format!("{}.{pid}", first.display())
-    } else {
-        first.display().to_string()
-    };
-    let mut candidates = Vec::new();
-    if explicit {
-        candidates.push(PathBuf::from(&base));
-    }
-    candidates.extend((1..100).map(|n| PathBuf::from(format!("{base}.{n}"))));
-    let mut next = candidates.into_iter();
-    let mut current = first.to_path_buf();
-    loop {
-        let model = Model::load_summary(&current);
-        let ended_in_exec = model.as_ref().is_ok_and(|m| {
-            matches!(
-                m.end.map(|e| e.reason),
-                Some(leakhunt_format::EndReason::Exec)
-            )
-        });
-        if !ended_in_exec {
-            return (current, model);
-        }
-        match next.by_ref().find(|c| trace_pid(c) == Some(pid)) {
-            Some(c) => current = c,
-            None => return (current, model),
-        }
-    }
 }
 
 /// Appends the exit status as the trace's next chunk (`framing`: its id

@@ -228,6 +228,18 @@ impl Symbolizer {
         let mut warnings = Vec::new();
         let map = &self.modules[index].map;
         let debug_root = &self.debug_root;
+        let key = (map.path.clone(), map.build_id.clone(), debug_root.clone());
+        let shared = SHARING.with(|s| s.get());
+        if let Some((loaded, w)) = shared
+            .then(|| LOADED.with(|c| c.borrow().get(&key).cloned()))
+            .flatten()
+        {
+            self.modules[index].state = ModuleState::Ready(loaded);
+            for warning in w {
+                self.warn(warning);
+            }
+            return;
+        }
         let state = panic::catch_unwind(AssertUnwindSafe(|| {
             load_module(map, debug_root, &mut warnings)
         }))
@@ -238,10 +250,46 @@ impl Symbolizer {
             ));
             ModuleState::Unusable
         });
+        if let (true, ModuleState::Ready(loaded)) = (shared, &state) {
+            LOADED.with(|c| {
+                c.borrow_mut()
+                    .insert(key, (std::rc::Rc::clone(loaded), warnings.clone()))
+            });
+        }
         self.modules[index].state = state;
         for warning in warnings {
             self.warn(warning);
         }
+    }
+}
+
+/// A module's file, by its recorded path and build-id, maps the same in
+/// every process: while a [`SharedModules`] lives, the symbolizers of its
+/// thread (the traces of one run, read one after another) load it once,
+/// with the warnings it gave. Only then: a file may change between two
+/// symbolizers otherwise (a test rewrites one, a debug file is installed).
+type LoadedKey = (String, Vec<u8>, PathBuf);
+type LoadedCache = HashMap<LoadedKey, (std::rc::Rc<LoadedModule>, Vec<String>)>;
+
+thread_local! {
+    static LOADED: std::cell::RefCell<LoadedCache> = std::cell::RefCell::new(HashMap::new());
+    static SHARING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Shares loaded modules between this thread's symbolizers until dropped.
+pub struct SharedModules(());
+
+impl SharedModules {
+    pub fn begin() -> SharedModules {
+        SHARING.with(|s| s.set(true));
+        SharedModules(())
+    }
+}
+
+impl Drop for SharedModules {
+    fn drop(&mut self) {
+        SHARING.with(|s| s.set(false));
+        LOADED.with(|c| c.borrow_mut().clear());
     }
 }
 
@@ -261,7 +309,7 @@ enum ModuleState {
     Pending,
     /// Not an openable ELF (vdso, missing, corrupt): frames carry only module+offset.
     Unusable,
-    Ready(Box<LoadedModule>),
+    Ready(std::rc::Rc<LoadedModule>),
 }
 
 /// dl_iterate_phdr reports the vdso with an empty name, /proc/maps as `[vdso]`;
@@ -443,7 +491,7 @@ fn load_module(map: &ModuleMap, debug_root: &Path, warnings: &mut Vec<String>) -
     if symbols.is_empty() {
         symbols = SymbolTable::from_elf(&file, true);
     }
-    ModuleState::Ready(Box::new(LoadedModule { dwarf, symbols }))
+    ModuleState::Ready(std::rc::Rc::new(LoadedModule { dwarf, symbols }))
 }
 
 fn has_dwarf(file: &object::File<'_>) -> bool {

@@ -14,6 +14,7 @@
 mod clear;
 mod crash;
 mod cxx;
+mod environ;
 mod guard;
 mod heap;
 mod hooks;
@@ -130,6 +131,11 @@ fn init() {
     OUR_PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
     writer::start_time();
     clear::configure();
+    // Before the program's main reads its environment (bash and Python copy
+    // it at start): what it execs inherits the edited one.
+    if !environ::configure_children() {
+        writer::say("LEAKHUNT_TRACE_CHILDREN=no: cannot take libleakhunt.so out of LD_PRELOAD; exec'd programs are recorded too");
+    }
     // SAFETY: registering handlers with valid function pointers; they run
     // at fork (atfork) and at exit(), never in a signal context.
     unsafe {

@@ -2,6 +2,11 @@
 //! name) or `leakhunt.<program>.<pid>.trace`, created with O_EXCL, never through
 //! a symlink, mode 0600. A file that exists already is never reused: a forked
 //! child or an exec'd image gets `.<pid>` (and a counter) appended instead.
+//!
+//! `%r` is the pid too, for the first process that reads it: that process
+//! then fixes the template for everything it starts (`environ::pin_output`),
+//! so the traces of one run are its main trace `MAIN` and `MAIN.<pid>[.n]`
+//! beside it. `leakhunt run` passes `leakhunt.<program>.%r.trace`.
 
 use std::ffi::CString;
 
@@ -20,7 +25,7 @@ fn expand(template: &str, pid: u32) -> String {
             continue;
         }
         match chars.next() {
-            Some('p') => out.push_str(&pid.to_string()),
+            Some('p' | 'r') => out.push_str(&pid.to_string()),
             Some('n') => out.push_str(&program_name()),
             Some('%') => out.push('%'),
             Some(o) => {
@@ -41,7 +46,7 @@ pub fn create(pid: u32) -> Result<(String, i32), String> {
         .unwrap_or_else(|| "leakhunt.%n.%p.trace".to_string());
     let first = expand(&template, pid);
     let mut candidates = vec![first.clone()];
-    let base = if template.contains("%p") {
+    let base = if has(&template, 'p') || has(&template, 'r') {
         first.clone()
     } else {
         format!("{first}.{pid}")
@@ -64,6 +69,9 @@ pub fn create(pid: u32) -> Result<(String, i32), String> {
             )
         };
         if fd >= 0 {
+            if has(&template, 'r') {
+                crate::environ::pin_output(&template, &path);
+            }
             return Ok((path, fd));
         }
         let e = std::io::Error::last_os_error();
@@ -73,4 +81,43 @@ pub fn create(pid: u32) -> Result<(String, i32), String> {
         last_err = format!("cannot create trace file {path}: it exists");
     }
     Err(last_err)
+}
+
+/// Does the template use `%c` (not an escaped `%%c`)?
+fn has(template: &str, code: char) -> bool {
+    let mut chars = template.chars();
+    while let Some(c) = chars.next() {
+        if c == '%' && chars.next() == Some(code) {
+            return true;
+        }
+    }
+    false
+}
+
+/// The template the first process of a run leaves to the processes it
+/// starts, having created `path` from `template`: `path` itself (escaped),
+/// so they write `path.<pid>` beside it, or, where the user asked for `%p`,
+/// the template with only `%p` left (each of them is named by its pid, with
+/// this process's name and pid in place of `%n` and `%r`).
+pub fn pinned_template(template: &str, path: &str) -> String {
+    if !has(template, 'p') {
+        return path.replace('%', "%%");
+    }
+    let mut out = String::new();
+    let mut chars = template.chars();
+    // SAFETY: getpid cannot fail.
+    let pid = unsafe { libc::getpid() } as u32;
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('p') => out.push_str("%p"),
+            Some('%') => out.push_str("%%"),
+            Some(o) => out.push_str(&expand(&format!("%{o}"), pid).replace('%', "%%")),
+            None => out.push_str("%%"),
+        }
+    }
+    out
 }
