@@ -2,6 +2,8 @@
 //! report, draw or export it. `main.rs` only parses arguments and maps errors
 //! to exit codes.
 
+pub mod axis;
+pub mod curve;
 pub mod diff;
 pub mod export;
 pub mod files;
