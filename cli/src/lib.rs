@@ -8,6 +8,7 @@ pub mod diff;
 pub mod export;
 pub mod files;
 pub mod flamegraph;
+pub mod inferno_svg;
 pub mod leaks;
 pub mod model;
 pub mod python;

@@ -264,7 +264,8 @@ fn print_diff(
     }
     if let Some(out) = svg {
         let mut buf = Vec::new();
-        leakhunt_cli::diff::svg(&changes, what, &mut buf)?;
+        // The picture shows the sites live in both heaps too, changed or not.
+        leakhunt_cli::diff::svg(&leakhunt_cli::diff::sites(a, b), what, &mut buf)?;
         write_view(out, Kind::Svg, &buf)?;
     }
     Ok(ExitCode::SUCCESS)
