@@ -134,7 +134,8 @@ debug the objects inside pymalloc's arenas are not seen."
         kinds: Kinds,
         #[arg(long)]
         title: Option<String>,
-        /// Icicle graph: the outermost frames at the top.
+        /// Rooted at the allocation site: each allocating function at the
+        /// top, its callers below it (an icicle graph of reversed stacks).
         #[arg(long)]
         inverted: bool,
         /// Leave out stacks holding less than this share of the total (percent).
