@@ -182,6 +182,11 @@ pub fn svg(changes: &[Change], what: &str, out: impl Write) -> anyhow::Result<()
     opts.subtitle =
         Some("width: the larger of the two heaps; red grew, blue shrank, white the same".into());
     opts.count_name = "bytes".into();
+    // The script in the SVG redraws labels when it loads and on zoom; cut
+    // on the right as the static labels are, so a box starts with its
+    // function's name (file:line follows when there is room, and is always
+    // in the tooltip).
+    opts.text_truncate_direction = inferno::flamegraph::TextTruncateDirection::Right;
     opts.no_sort = true;
     if lines.is_empty() {
         return crate::flamegraph::empty_svg(&opts.title, "the two heaps are the same", out);

@@ -311,6 +311,11 @@ pub fn render(
     if style.inverted {
         opts.direction = inferno::flamegraph::Direction::Inverted;
     }
+    // The script in the SVG redraws labels when it loads and on zoom; cut
+    // on the right as the static labels are, so a box starts with its
+    // function's name (file:line follows when there is room, and is always
+    // in the tooltip).
+    opts.text_truncate_direction = inferno::flamegraph::TextTruncateDirection::Right;
     // Our lines are sorted already, and the block counts below rely on
     // inferno laying them out in exactly that order.
     opts.no_sort = true;
@@ -372,6 +377,7 @@ pub fn render(
         }
         if let Some(label) = c.short.get(f.name()) {
             f.label = fit_label(label, f.width_pct, &opts);
+            f.short = Some(label.clone());
         }
     });
     let legend: Vec<(String, String)> = if layout.by_kind {
@@ -422,6 +428,7 @@ pub fn render(
         "search match (Search, top right)".into(),
     ));
     let text = inferno_svg::search_visible(&inferno_svg::add_legend(&text, &legend));
+    let text = inferno_svg::labels_survive_zoom(&text);
     let mut out = out;
     out.write_all(text.as_bytes())?;
     Ok(())

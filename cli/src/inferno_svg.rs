@@ -26,6 +26,10 @@ pub struct Frame {
     pub fill: String,
     /// The text drawn in the box (inferno's truncation of the name).
     pub label: String,
+    /// What the box shows when there is room, if not its name (a shortened
+    /// C++ name): kept on the frame so that zooming redraws it too (see
+    /// `labels_survive_zoom`).
+    pub short: Option<String>,
 }
 
 impl Frame {
@@ -99,9 +103,16 @@ pub fn rewrite_frames(svg: &str, mut edit: impl FnMut(&mut Frame)) -> String {
                 .unwrap_or(0.0),
             fill: attr(rect, "fill").unwrap_or_default().to_string(),
             label: unescape(&rest[x1..x2]),
+            short: None,
         };
         edit(&mut f);
-        out.push_str(&rest[..t0]);
+        out.push_str(&rest[..i]);
+        match &f.short {
+            Some(short) => {
+                let _ = write!(out, "<g data-label=\"{}\"><title>", escape(short));
+            }
+            None => out.push_str("<g><title>"),
+        }
         out.push_str(&escape(&f.title));
         out.push_str(&rest[t1..r0]);
         out.push_str(&set_attr(rect, "fill", &f.fill));
@@ -135,6 +146,16 @@ pub fn fit_label(label: &str, width_pct: f64, opts: &inferno::flamegraph::Option
         s.push_str("..");
         s
     }
+}
+
+/// inferno's script redraws every label from its tooltip when the view
+/// zooms; where a frame carries a `data-label` (its short name), that is
+/// what it draws instead, so a zoomed C++ frame reads as it did before.
+pub fn labels_survive_zoom(svg: &str) -> String {
+    svg.replace(
+        r#"find_child(e, "title").textContent.replace(/\([^(]*\)$/,"")"#,
+        r#"(e.getAttribute("data-label") || find_child(e, "title").textContent.replace(/\([^(]*\)$/,""))"#,
+    )
 }
 
 /// inferno's search button is drawn at 10% opacity until hovered: shown in
@@ -217,7 +238,12 @@ mod tests {
             f.fill = "rgb(9,9,9)".into();
             f.label = "f".into();
             f.title = "f<int> (a tooltip)".into();
+            f.short = Some("f<…>".into());
         });
+        assert!(
+            out.contains("<g data-label=\"f&lt;…&gt;\"><title>"),
+            "{out}"
+        );
         assert!(out.contains("fill=\"rgb(9,9,9)\""), "{out}");
         assert!(out.contains(">f</text>"), "{out}");
         assert!(
