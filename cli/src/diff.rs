@@ -6,6 +6,7 @@
 //! Stacks are matched by their symbolized frames, not by ids: ids are per
 //! trace, and the same code at another load address is the same call site.
 
+use crate::inferno_svg;
 use crate::model::Model;
 use crate::report::commas;
 use crate::stacks::{flame_label, site_line, Stacks};
@@ -62,6 +63,16 @@ fn live_by_site(model: &Model) -> HashMap<Vec<String>, (u64, u64, String)> {
 
 /// The call sites whose live heap differs, largest change (either way) first.
 pub fn compare(before: &Model, after: &Model) -> Vec<Change> {
+    let mut out = sites(before, after);
+    out.retain(|c| c.before != c.after);
+    out
+}
+
+/// Every call site live in either heap, unchanged ones included (the
+/// differential flamegraph shows them: a site live in both runs is part of
+/// the picture even when its size did not move), largest change first,
+/// then largest.
+pub fn sites(before: &Model, after: &Model) -> Vec<Change> {
     let a = live_by_site(before);
     let b = live_by_site(after);
     let mut keys: Vec<&Vec<String>> = a.keys().chain(b.keys()).collect();
@@ -78,12 +89,12 @@ pub fn compare(before: &Model, after: &Model) -> Vec<Change> {
                 after: y.map(|v| (v.0, v.1)).unwrap_or_default(),
             }
         })
-        .filter(|c| c.before != c.after)
         .collect();
     out.sort_by(|x, y| {
         y.delta_bytes()
             .abs()
             .cmp(&x.delta_bytes().abs())
+            .then(y.after.0.max(y.before.0).cmp(&x.after.0.max(x.before.0)))
             .then(x.frames.cmp(&y.frames))
     });
     out
@@ -143,20 +154,144 @@ pub fn to_json(changes: &[Change], what: &str) -> Value {
     })
 }
 
-/// A differential flamegraph (inferno): widths are the live heap after,
-/// red where it grew, blue where it shrank.
+/// A differential flamegraph (inferno) of `changes` (give it `sites` to
+/// see the unchanged sites too): each site as wide as the larger of its two
+/// heaps, so one that was freed in the second run still shows; red where
+/// it grew, blue where it shrank, white where it stayed; each tooltip says
+/// before, after and the change in bytes.
 pub fn svg(changes: &[Change], what: &str, out: impl Write) -> anyhow::Result<()> {
-    let lines: Vec<String> = changes
+    let mut rows: Vec<(String, &Change)> = changes
         .iter()
-        .map(|c| format!("{} {} {}", c.frames.join(";"), c.before.0, c.after.0))
+        .filter(|c| c.before.0.max(c.after.0) > 0)
+        .map(|c| (c.frames.join(";"), c))
+        .collect();
+    // Sorted as inferno lays them out, so a frame's span names its lines.
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    // inferno draws the second count as the width and colours by the second
+    // minus the first: feeding (width - change, width) keeps the true change
+    // with the larger heap as the width.
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|(stack, c)| {
+            let width = c.before.0.max(c.after.0) as i64;
+            format!("{stack} {} {width}", width - c.delta_bytes())
+        })
         .collect();
     let mut opts = inferno::flamegraph::Options::default();
     opts.title = format!("leakhunt diff: live heap, {what}");
-    opts.subtitle = Some("width: live bytes after; red grew, blue shrank".into());
+    opts.subtitle =
+        Some("width: the larger of the two heaps; red grew, blue shrank, white the same".into());
     opts.count_name = "bytes".into();
+    // The script in the SVG redraws labels when it loads and on zoom; cut
+    // on the right as the static labels are, so a box starts with its
+    // function's name (file:line follows when there is room, and is always
+    // in the tooltip).
+    opts.text_truncate_direction = inferno::flamegraph::TextTruncateDirection::Right;
+    opts.no_sort = true;
     if lines.is_empty() {
         return crate::flamegraph::empty_svg(&opts.title, "the two heaps are the same", out);
     }
-    inferno::flamegraph::from_lines(&mut opts, lines.iter().map(String::as_str), out)?;
+    let mut svg = Vec::new();
+    inferno::flamegraph::from_lines(&mut opts, lines.iter().map(String::as_str), &mut svg)?;
+    let text = String::from_utf8(svg)?;
+    let mut starts = Vec::with_capacity(rows.len());
+    let (mut before, mut after) = (vec![0u64], vec![0u64]);
+    let mut at = 0;
+    for (_, c) in &rows {
+        starts.push(at);
+        at += c.before.0.max(c.after.0);
+        before.push(before[before.len() - 1] + c.before.0);
+        after.push(after[after.len() - 1] + c.after.0);
+    }
+    // inferno colours a frame by its own change only (a caller of a grown
+    // site stays white); ours is the change of everything under it, as its
+    // tooltip says, on a scale where the largest site's change is full.
+    let scale = rows
+        .iter()
+        .map(|(_, c)| c.delta_bytes().unsigned_abs())
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let text = inferno_svg::rewrite_frames(&text, |f| {
+        let l = inferno_svg::lines_of(&starts, f.x, f.w);
+        let (b, a) = (
+            before[l.end] - before[l.start],
+            after[l.end] - after[l.start],
+        );
+        let t = ((a as f64 - b as f64).abs() / scale).min(1.0);
+        let v = (250.0 - 190.0 * t).round() as u8;
+        f.fill = match a.cmp(&b) {
+            std::cmp::Ordering::Greater => format!("rgb(250, {v}, {v})"),
+            std::cmp::Ordering::Less => format!("rgb({v}, {v}, 250)"),
+            std::cmp::Ordering::Equal => "rgb(250, 250, 250)".into(),
+        };
+        let name = if f.x == 0 && f.w == at && f.name() == "all" {
+            "all".to_string()
+        } else {
+            f.name().to_string()
+        };
+        f.title = format!(
+            "{name} ({} -> {} bytes, {})",
+            commas(b),
+            commas(a),
+            if a == b {
+                "unchanged".to_string()
+            } else {
+                signed(a as i64 - b as i64)
+            }
+        );
+    });
+    let legend = [
+        ("rgb(250, 60, 60)", "grew"),
+        ("rgb(60, 60, 250)", "shrank"),
+        ("rgb(250, 250, 250)", "the same in both"),
+        ("rgb(230, 0, 230)", "search match (Search, top right)"),
+    ]
+    .map(|(c, t)| (c.to_string(), t.to_string()));
+    let text = inferno_svg::search_visible(&inferno_svg::add_legend(&text, &legend));
+    let mut out = out;
+    out.write_all(text.as_bytes())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(frames: &[&str], before: u64, after: u64) -> Change {
+        Change {
+            frames: frames.iter().map(|s| s.to_string()).collect(),
+            site: frames.last().unwrap_or(&"").to_string(),
+            before: (before, before / 56),
+            after: (after, after / 56),
+        }
+    }
+
+    #[test]
+    fn the_diff_graph_shows_sites_live_in_both_runs() {
+        let sites = [
+            change(&["main (list.c:9)", "make_list (list.c:5)"], 5_600, 16_800),
+            change(&["main (list.c:9)", "other (list.c:6)"], 1_000, 1_000),
+            change(&["main (list.c:9)", "gone (list.c:7)"], 4_000, 0),
+        ];
+        let mut out = Vec::new();
+        svg(&sites, "a -> b", &mut out).unwrap();
+        let svg = String::from_utf8(out).unwrap();
+        // Grown, unchanged and freed sites are all drawn, each with its
+        // before and after.
+        assert!(
+            svg.contains("<title>make_list (list.c:5) (5,600 -&gt; 16,800 bytes, +11,200)</title>"),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("<title>other (list.c:6) (1,000 -&gt; 1,000 bytes, unchanged)</title>"),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("<title>gone (list.c:7) (4,000 -&gt; 0 bytes, -4,000)</title>"),
+            "{svg}"
+        );
+        assert!(svg.contains("(10,600 -&gt; 17,800 bytes, +7,200)"), "{svg}");
+        assert!(svg.contains(">the same in both</text>"));
+    }
 }

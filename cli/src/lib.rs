@@ -2,11 +2,14 @@
 //! report, draw or export it. `main.rs` only parses arguments and maps errors
 //! to exit codes.
 
+pub mod axis;
+pub mod curve;
 pub mod diff;
 pub mod export;
 pub mod files;
 pub mod flamegraph;
 pub mod html;
+pub mod inferno_svg;
 pub mod leaks;
 pub mod model;
 pub mod processes;

@@ -177,7 +177,8 @@ debug the objects inside pymalloc's arenas are not seen."
         /// The title drawn above the graph (default: what it shows, and the program).
         #[arg(long)]
         title: Option<String>,
-        /// Icicle graph: the outermost frames at the top.
+        /// Rooted at the allocation site: each allocating function at the
+        /// top, its callers below it (an icicle graph of reversed stacks).
         #[arg(long)]
         inverted: bool,
         /// Leave out stacks holding less than this share of the total (percent).
@@ -332,7 +333,8 @@ fn print_diff(
     }
     if let Some(out) = svg {
         let mut buf = Vec::new();
-        leakhunt_cli::diff::svg(&changes, what, &mut buf)?;
+        // The picture shows the sites live in both heaps too, changed or not.
+        leakhunt_cli::diff::svg(&leakhunt_cli::diff::sites(a, b), what, &mut buf)?;
         write_view(out, Kind::Svg, &buf)?;
     }
     Ok(ExitCode::SUCCESS)

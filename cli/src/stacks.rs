@@ -140,20 +140,171 @@ pub fn frame_label(f: &Frame) -> String {
     }
 }
 
-/// A flamegraph's name for a frame: the program's own native frames carry
-/// their file:line as Python frames do (`remember (service.c:17)`, the name
-/// a growth line gives them); the C runtime's, the interpreter's and the
-/// standard libraries' stay bare, so their boxes merge.
+/// A flamegraph's name for a frame: every native frame with debug lines
+/// carries its file:line as Python frames do (`remember (service.c:17)`,
+/// the name a growth line gives them; an inlined libstdc++ template names
+/// its header line), so a frame says where, exactly. The C runtime's and
+/// the interpreter's stay bare, so their boxes merge.
 pub fn flame_label(f: &Frame) -> String {
+    flame_label_with(f, frame_name(f))
+}
+
+/// The label a flamegraph box shows where room is short: `flame_label`
+/// with a C++ name shortened (`short_cpp_name`); the tooltip keeps the
+/// full `flame_label`.
+pub fn flame_label_short(f: &Frame) -> String {
+    if f.language == Language::Cpp {
+        flame_label_with(f, short_cpp_name(&frame_name(f)))
+    } else {
+        flame_label(f)
+    }
+}
+
+fn flame_label_with(f: &Frame, name: String) -> String {
     match (&f.file, f.line) {
         (Some(file), Some(line))
-            if f.language != Language::Python
-                && !is_runtime_module(&f.module)
-                && !is_std_frame(f) =>
+            if f.language != Language::Python && !is_runtime_module(&f.module) =>
         {
-            format!("{} ({}:{line})", frame_name(f), module_short(file))
+            format!("{name} ({}:{line})", module_short(file))
         }
-        _ => frame_label(f),
+        _ if f.language == Language::Python => frame_label(f),
+        _ => name,
+    }
+}
+
+/// Template arguments longer than this (once their own are shortened) are
+/// folded to `<…>`: `std::vector<int>` stays, a tree's node type does not.
+const TEMPLATE_ARGS_KEPT: usize = 32;
+
+/// A demangled C++ name as a label shows it: libstdc++'s spellings as the
+/// source writes them (`std::string`, no `__cxx11`, no defaulted
+/// allocator, traits or comparator), long template argument lists folded
+/// to `<…>`, the return type, the parameter list and ABI tags left out
+/// (the label's file:line tells overloads apart).
+/// `void std::vector<std::pair<int, std::__cxx11::basic_string<char,
+/// std::char_traits<char>, std::allocator<char> > >, std::allocator<…> >
+/// ::_M_realloc_insert<int&, …>(…)` reads
+/// `std::vector<std::pair<int, std::string>>::_M_realloc_insert<…>`.
+pub fn short_cpp_name(name: &str) -> String {
+    let mut s = name
+        .replace("std::__cxx11::", "std::")
+        .replace("[abi:cxx11]", "")
+        .replace(
+            "std::basic_string<char, std::char_traits<char>, std::allocator<char> >",
+            "std::string",
+        );
+    for default in [", std::allocator<", ", std::char_traits<", ", std::less<"] {
+        s = drop_default_args(&s, default);
+    }
+    let folded = fold_templates(&s);
+    let bare = without_parameters(&folded).to_string();
+    without_return_type(&bare).to_string()
+}
+
+/// Removes each `, std::allocator<…>` (say) that ends a template argument
+/// list: the default the source never wrote.
+fn drop_default_args(s: &str, pattern: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(pattern) {
+        let after = &rest[i + pattern.len()..];
+        let mut depth = 1;
+        let end = after.char_indices().find_map(|(j, c)| {
+            match c {
+                '<' => depth += 1,
+                '>' => depth -= 1,
+                _ => {}
+            }
+            (depth == 0).then_some(j)
+        });
+        match end {
+            Some(j) if after[j + 1..].trim_start().starts_with('>') => {
+                out.push_str(&rest[..i]);
+                rest = &after[j + 1..];
+                rest = rest.trim_start();
+            }
+            _ => {
+                out.push_str(&rest[..i + pattern.len()]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Folds template argument lists longer than `TEMPLATE_ARGS_KEPT` to
+/// `<…>`, inner ones first; `operator<`, `operator<<`, `operator->` and
+/// the like are operators, not lists.
+fn fold_templates(s: &str) -> String {
+    fn list(chars: &[char], i: &mut usize, out: &mut String) {
+        while *i < chars.len() {
+            let c = chars[*i];
+            if c == '>' {
+                return;
+            }
+            *i += 1;
+            if c == '<' {
+                let mut inner = String::new();
+                list(chars, i, &mut inner);
+                *i += 1; // the closing '>'
+                let inner = inner.trim();
+                if inner.chars().count() <= TEMPLATE_ARGS_KEPT {
+                    out.push('<');
+                    out.push_str(inner);
+                    out.push('>');
+                } else {
+                    out.push_str("<…>");
+                }
+                continue;
+            }
+            out.push(c);
+            if out.ends_with("operator") {
+                // The operator's own symbols are copied as they are.
+                while *i < chars.len() && "<>=-!+*/%^&|~".contains(chars[*i]) {
+                    out.push(chars[*i]);
+                    *i += 1;
+                }
+            }
+        }
+    }
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < chars.len() {
+        list(&chars, &mut i, &mut out);
+        if i < chars.len() {
+            // An unbalanced '>': keep it and go on.
+            out.push('>');
+            i += 1;
+        }
+    }
+    out
+}
+
+/// `void std::vector<…>::push_back` -> `std::vector<…>::push_back`: the
+/// return type a template instantiation's demangled name starts with.
+fn without_return_type(name: &str) -> &str {
+    let mut depth = 0i32;
+    let mut cut = None;
+    for (i, c) in name.char_indices() {
+        match c {
+            '<' | '(' | '[' | '{' => depth += 1,
+            '>' | ')' | ']' | '}' => depth -= 1,
+            ' ' if depth == 0 => {
+                // `operator new`, `operator delete[]`, `operator bool`:
+                // the space belongs to the name.
+                if name[..i].ends_with("operator") {
+                    break;
+                }
+                cut = Some(i + 1);
+            }
+            _ => {}
+        }
+    }
+    match cut {
+        Some(i) if i < name.len() => &name[i..],
+        _ => name,
     }
 }
 
@@ -413,7 +564,7 @@ fn main_end(frames: &[Frame]) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::{main_end, short_file, without_parameters};
+    use super::{main_end, short_cpp_name, short_file, without_parameters};
     use crate::symbolize::{Frame, Language};
 
     fn named(names: &[&str]) -> Vec<Frame> {
@@ -459,6 +610,40 @@ mod tests {
         // A thread's stack has no main: all of it stays.
         let thread = named(&["leak", "worker", "start_thread", "clone3"]);
         assert_eq!(main_end(&thread), 4);
+    }
+
+    #[test]
+    fn cpp_template_noise_is_shortened() {
+        let realloc_insert = "void std::vector<std::pair<int, std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> > >, std::allocator<std::pair<int, std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> > > > >::_M_realloc_insert<int&, std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> > >(__gnu_cxx::__normal_iterator<std::pair<int, std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> > >*, std::vector<std::pair<int, std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> > >, std::allocator<std::pair<int, std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> > > > > >, int&, std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >&&)";
+        assert_eq!(
+            short_cpp_name(realloc_insert),
+            "std::vector<std::pair<int, std::string>>::_M_realloc_insert<int&, std::string>"
+        );
+        let node = "std::_Rb_tree<std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >, std::pair<std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> > const, std::vector<int, std::allocator<int> > >, std::_Select1st<std::pair<std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> > const, std::vector<int, std::allocator<int> > > >, std::less<std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> > >, std::allocator<std::pair<std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> > const, std::vector<int, std::allocator<int> > > > >::_M_get_node()";
+        assert_eq!(short_cpp_name(node), "std::_Rb_tree<…>::_M_get_node");
+        assert_eq!(
+            short_cpp_name("std::map<std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >, std::vector<int, std::allocator<int> >, std::less<std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> > >, std::allocator<std::pair<std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> > const, std::vector<int, std::allocator<int> > > > >::operator[](std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> > const&)"),
+            "std::map<std::string, std::vector<int>>::operator[]"
+        );
+        assert_eq!(short_cpp_name("build[abi:cxx11](int)"), "build");
+        // Operators are not template lists; plain names pass through.
+        assert_eq!(
+            short_cpp_name("std::ostream& operator<< <char>(std::ostream&, char const*)"),
+            "operator<< <char>"
+        );
+        assert_eq!(
+            short_cpp_name("Foo::operator<(Foo const&) const"),
+            "Foo::operator<"
+        );
+        assert_eq!(
+            short_cpp_name("operator new(unsigned long)"),
+            "operator new"
+        );
+        assert_eq!(
+            short_cpp_name("(anonymous namespace)::Cache::fill(int)"),
+            "(anonymous namespace)::Cache::fill"
+        );
+        assert_eq!(short_cpp_name("main"), "main");
     }
 
     #[test]

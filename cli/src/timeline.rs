@@ -161,6 +161,11 @@ impl Timeline {
             }
         }
     }
+    /// How long each of `buckets` lasts.
+    pub fn bucket_us(&self) -> u64 {
+        self.bucket_us
+    }
+
     pub fn rss(&mut self, bytes: u64) {
         if let Some(b) = self.buckets.last_mut() {
             b.rss_bytes = b.rss_bytes.max(bytes);
@@ -294,6 +299,9 @@ pub struct Evidence {
     /// A step smaller than this is noise: 64 KiB or 10% of the floor.
     pub step_threshold_bytes: u64,
     pub peak_bytes: u64,
+    /// The work slices judged (`Timeline::work`), for drawing the floor.
+    #[serde(skip)]
+    pub judged_slices: std::ops::Range<usize>,
 }
 
 /// Consecutive work slices taken together.
@@ -504,6 +512,7 @@ pub fn verdict(tl: &Timeline, duration_us: u64) -> (Verdict, Evidence) {
         growth_threshold_bytes: 0,
         step_threshold_bytes: 0,
         peak_bytes: tl.buckets.iter().map(|b| b.max_bytes).max().unwrap_or(0),
+        judged_slices: 0..0,
     };
     let too_few = |events: u64, ms: f64| {
         if events < MIN_EVENTS {
@@ -536,6 +545,7 @@ pub fn verdict(tl: &Timeline, duration_us: u64) -> (Verdict, Evidence) {
     e.teardown_ms = (end < tl.work.len()).then(|| tl.work[end].first_us as f64 / 1000.0);
     e.events = ph.iter().map(|w| w.events).sum();
     e.windows = n;
+    e.judged_slices = from..end;
     let (from_us, to_us) = (ph[0].first_us, ph[n - 1].last_us);
     e.peak_bytes = tl
         .buckets
@@ -762,173 +772,10 @@ pub fn human_bytes(b: f64) -> String {
     }
 }
 
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// The memory curve as a standalone SVG: live heap (the band between the
-/// lowest and highest value of each slice, and its minima as a line), RSS
-/// beside it when recorded, the peak marked, the verdict in the title.
+/// The memory curve as a standalone SVG, with the verdict marked on it;
+/// drawn by `curve::svg` (see there). `peak` is (µs, bytes).
 pub fn svg(tl: &Timeline, duration_us: u64, peak: (u64, u64), program: &str) -> String {
-    let (w, h) = (1200.0, 480.0);
-    let (left, right, top, bottom) = (90.0, 30.0, 70.0, 50.0);
-    let pw = w - left - right;
-    let ph = h - top - bottom;
-    let dur = (duration_us.max(1)) as f64;
-    let ymax = tl
-        .buckets
-        .iter()
-        .map(|b| b.max_bytes.max(b.rss_bytes))
-        .max()
-        .unwrap_or(0)
-        .max(peak.1)
-        .max(1) as f64
-        * 1.05;
-    let x = |us: f64| left + pw * us / dur;
-    let y = |bytes: f64| top + ph - ph * bytes / ymax;
-    let mut s = String::new();
-    s.push_str(&format!(
-        r##"<?xml version="1.0" standalone="no"?>
-<svg version="1.1" width="{w}" height="{h}" viewBox="0 0 {w} {h}" xmlns="http://www.w3.org/2000/svg" font-family="Verdana, sans-serif">
-<rect x="0" y="0" width="{w}" height="{h}" fill="#fafafa"/>
-"##
-    ));
-    let (v, e) = verdict(tl, duration_us);
-    let title = match v {
-        Verdict::Inconclusive => format!(
-            "leakhunt: live heap over time: {} (too short or too few events to judge)",
-            v.name()
-        ),
-        _ => format!(
-            "leakhunt: live heap over time: {} (floor {}{} per second)",
-            v.name(),
-            if e.minima_slope_bytes_per_s < 0.0 {
-                "-"
-            } else {
-                "+"
-            },
-            human_bytes(e.minima_slope_bytes_per_s.abs()).replace(' ', "\u{a0}")
-        ),
-    };
-    // The parts left out of the verdict, greyed, with the reason on hover.
-    for (a, b, what) in [
-        (0.0, e.startup_ms, "startup: not judged"),
-        (
-            e.teardown_ms.unwrap_or(0.0),
-            e.teardown_ms.map(|_| dur / 1000.0),
-            "teardown: not judged",
-        ),
-    ] {
-        if let Some(b) = b {
-            s.push_str(&format!(
-                "<rect x=\"{:.1}\" y=\"{top}\" width=\"{:.1}\" height=\"{ph:.1}\" fill=\"#e0e0e0\" fill-opacity=\"0.6\"><title>{what}</title></rect>\n",
-                x(a * 1000.0),
-                (x(b * 1000.0) - x(a * 1000.0)).max(0.0)
-            ));
-        }
-    }
-    s.push_str(&format!(
-        "<text x=\"{}\" y=\"28\" font-size=\"18\" text-anchor=\"middle\">{}</text>\n<text x=\"{}\" y=\"50\" font-size=\"12\" text-anchor=\"middle\" fill=\"#555\">{}</text>\n",
-        w / 2.0,
-        xml(&title),
-        w / 2.0,
-        xml(program)
-    ));
-    // Axes and grid, with units.
-    for i in 0..=5 {
-        let v = ymax / 1.05 * i as f64 / 5.0;
-        let yy = y(v);
-        s.push_str(&format!(
-            "<line x1=\"{left}\" y1=\"{yy:.1}\" x2=\"{:.1}\" y2=\"{yy:.1}\" stroke=\"#ddd\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>\n",
-            w - right,
-            left - 6.0,
-            yy + 4.0,
-            human_bytes(v)
-        ));
-    }
-    for i in 0..=10 {
-        let t = dur * i as f64 / 10.0;
-        let xx = x(t);
-        s.push_str(&format!(
-            "<line x1=\"{xx:.1}\" y1=\"{:.1}\" x2=\"{xx:.1}\" y2=\"{:.1}\" stroke=\"#eee\"/>\n<text x=\"{xx:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{:.2} s</text>\n",
-            top,
-            top + ph,
-            top + ph + 18.0,
-            t / 1e6
-        ));
-    }
-    s.push_str(&format!(
-        "<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{:.1}\" stroke=\"#333\"/>\n<line x1=\"{left}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#333\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" text-anchor=\"middle\">time</text>\n",
-        top + ph,
-        top + ph,
-        w - right,
-        top + ph,
-        left + pw / 2.0,
-        h - 10.0
-    ));
-    if !tl.buckets.is_empty() {
-        // The band: highest values left to right, then lowest right to left.
-        let mut band: Vec<String> = tl
-            .buckets
-            .iter()
-            .map(|b| format!("{:.1},{:.1}", x(b.start_us as f64), y(b.max_bytes as f64)))
-            .collect();
-        band.extend(
-            tl.buckets
-                .iter()
-                .rev()
-                .map(|b| format!("{:.1},{:.1}", x(b.start_us as f64), y(b.min_bytes as f64))),
-        );
-        s.push_str(&format!(
-            "<polygon points=\"{}\" fill=\"#f4b183\" fill-opacity=\"0.6\" stroke=\"none\"><title>live heap (lowest to highest in each slice)</title></polygon>\n",
-            band.join(" ")
-        ));
-        let minima: Vec<String> = tl
-            .buckets
-            .iter()
-            .map(|b| format!("{:.1},{:.1}", x(b.start_us as f64), y(b.min_bytes as f64)))
-            .collect();
-        s.push_str(&format!(
-            "<polyline points=\"{}\" fill=\"none\" stroke=\"#c55a11\" stroke-width=\"1.5\"><title>live heap, lowest in each slice</title></polyline>\n",
-            minima.join(" ")
-        ));
-        let rss: Vec<String> = tl
-            .buckets
-            .iter()
-            .filter(|b| b.rss_bytes > 0)
-            .map(|b| format!("{:.1},{:.1}", x(b.start_us as f64), y(b.rss_bytes as f64)))
-            .collect();
-        if rss.len() > 1 {
-            s.push_str(&format!(
-                "<polyline points=\"{}\" fill=\"none\" stroke=\"#2f5597\" stroke-width=\"1.2\" stroke-dasharray=\"5,3\"><title>resident set size</title></polyline>\n",
-                rss.join(" ")
-            ));
-        }
-    }
-    let (px, py) = (x(peak.0 as f64), y(peak.1 as f64));
-    s.push_str(&format!(
-        "<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"4\" fill=\"#c00000\"><title>peak: {} at {:.3} s</title></circle>\n<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"#c00000\">peak {}</text>\n",
-        human_bytes(peak.1 as f64),
-        peak.0 as f64 / 1e6,
-        (px + 6.0).min(w - right - 90.0),
-        (py - 6.0).max(top + 10.0),
-        human_bytes(peak.1 as f64)
-    ));
-    // Legend.
-    s.push_str(&format!(
-        "<g font-size=\"11\"><rect x=\"{l}\" y=\"{t}\" width=\"12\" height=\"8\" fill=\"#f4b183\"/><text x=\"{}\" y=\"{}\">live heap (range per slice)</text><line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#c55a11\" stroke-width=\"1.5\"/><text x=\"{}\" y=\"{}\">its minima</text><line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#2f5597\" stroke-dasharray=\"5,3\"/><text x=\"{}\" y=\"{}\">RSS</text></g>\n",
-        left + 18.0, top + 8.0,
-        left + 200.0, top + 4.0, left + 216.0, top + 4.0,
-        left + 222.0, top + 8.0,
-        left + 300.0, top + 4.0, left + 316.0, top + 4.0,
-        left + 322.0, top + 8.0,
-        l = left + 4.0,
-        t = top,
-    ));
-    s.push_str("</svg>\n");
-    s
+    crate::curve::svg(tl, duration_us, peak, program)
 }
 
 #[cfg(test)]
