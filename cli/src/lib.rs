@@ -3,6 +3,7 @@
 //! to exit codes.
 
 pub mod axis;
+pub mod color;
 pub mod curve;
 pub mod diff;
 pub mod export;
@@ -13,6 +14,7 @@ pub mod inferno_svg;
 pub mod leaks;
 pub mod model;
 pub mod processes;
+pub mod progress;
 pub mod python;
 pub mod report;
 pub mod run;

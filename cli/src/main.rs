@@ -250,7 +250,8 @@ struct WithRun<R: serde::Serialize> {
 }
 
 fn load(trace: &Path) -> Result<Model> {
-    let m = Model::load(trace)?;
+    let what = format!("reading {}", trace.display());
+    let m = leakhunt_cli::progress::while_doing(&what, || Model::load(trace))?;
     Ok(m)
 }
 
@@ -539,6 +540,9 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                     let mut text = report::to_text(&m, &opts, &supp);
                     if let Some((r, s)) = &family {
                         text += &processes::report_section(r, s, &trace);
+                    }
+                    if leakhunt_cli::color::wanted() {
+                        text = leakhunt_cli::color::paint(&text);
                     }
                     write_stdout(&text)?
                 }

@@ -244,7 +244,8 @@ pub fn run(output: Option<&Path>, cmd: &[String], children: TraceChildren) -> Re
         .as_ref()
         .and_then(|r| r.processes.iter().find(|p| p.pid == child.id()))
         .map_or(first, |p| p.last().path.clone());
-    let mut model = Model::load_summary(&trace);
+    let mut model =
+        crate::progress::while_doing("reading the trace", || Model::load_summary(&trace));
     let (code, signal) = (status.code(), status.signal());
     if let Ok(m) = &mut model {
         append_exit_status(&trace, m.framing, code, signal)
