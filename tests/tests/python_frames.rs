@@ -1056,8 +1056,10 @@ fn every_view_names_python_frames() {
 
     // The text report's first growing call site, in a run long enough to
     // be judged (3,000 items take ~0.1 s: a verdict needs 100 ms after the
-    // startup, and where a run that short is cut varies from run to run).
-    let long = run_ok(&dir, "long", &py, &[&s, "12000"]);
+    // startup, and where a run that short is cut varies from run to run;
+    // 12,000 items, ~0.4 s, were judged from 0.25 s on once under the load
+    // of the whole test suite on 2 cores: 3,851 blocks).
+    let long = run_ok(&dir, "long", &py, &[&s, "40000"]);
     let report = report_text(&long.trace);
     let i = report
         .lines()
@@ -1065,7 +1067,7 @@ fn every_view_names_python_frames() {
         .unwrap_or_else(|| panic!("no HEAP GROWTH section:\n{report}"));
     let first = report.lines().nth(i + 1).unwrap_or("");
     // Where the growth window starts is the verdict's business (issue
-    // 8): the site must be named, with most of its 12,000 blocks.
+    // 8): the site must be named, with most of its 40,000 blocks.
     let blocks: u64 = first
         .split(" bytes in ")
         .nth(1)
@@ -1074,7 +1076,7 @@ fn every_view_names_python_frames() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     assert!(
-        (8_000..=12_000).contains(&blocks) && first.contains(&label),
+        (24_000..=40_000).contains(&blocks) && first.contains(&label),
         "the first growing site is not {label}:\n{}",
         report
             .lines()
