@@ -19,19 +19,12 @@ use std::time::Duration;
 
 #[inline(always)]
 pub(crate) fn record_alloc(p: *mut c_void, size: usize, func: AllocFn) {
-    let t = tid();
-    let h = crate::stack::capture(t, push);
-    push(&Event {
-        kind: kind::ALLOC,
-        tid: t,
-        a: p as u64,
-        b: size as u64,
-        c: h,
-        d: func as u64,
-    });
+    record_alloc_with_top(p, size, func, 0)
 }
 
-/// As `record_alloc`, the stack starting at `top` (see `stack::capture_with_top`).
+/// As `record_alloc`, the stack starting at `top` if not 0 (see
+/// `stack::capture_with_top`).
+#[inline(always)]
 pub(crate) fn record_alloc_with_top(p: *mut c_void, size: usize, func: AllocFn, top: usize) {
     let t = tid();
     let h = crate::stack::capture_with_top(t, push, top);
