@@ -340,8 +340,7 @@ pub fn is_allocator_frame(f: &Frame) -> bool {
             | "__rust_realloc"
             | "__rdl_alloc"
             | "__rdl_realloc"
-    ) || base.starts_with("tc_new") // tcmalloc's name for its operator new
-        || name.starts_with("alloc::alloc::")
+    ) || name.starts_with("alloc::alloc::")
         || name.starts_with("<alloc::alloc::Global")
         || name.starts_with("std::sys::alloc::")
         || name.starts_with("alloc::raw_vec::")

@@ -754,7 +754,6 @@ fn is_runtime_operator_new(f: &Frame) -> bool {
             || n == "operator new[]"
             || n.starts_with("operator new(")
             || n.starts_with("operator new[](")
-            || n.starts_with("tc_new")
     });
     by_linkage || by_name
 }

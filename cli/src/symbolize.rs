@@ -899,7 +899,7 @@ impl SymbolTable {
             section_end: Option<u64>,
             name: &'a str,
             // Lower is better among aliases at one address.
-            rank: (bool, bool, u8, usize, usize),
+            rank: (bool, bool, u8, bool, usize, usize),
         }
         let mut section_ends: HashMap<object::SectionIndex, Option<(u64, bool)>> = HashMap::new();
         let mut candidates = Vec::new();
@@ -951,12 +951,22 @@ impl SymbolTable {
                 2
             };
             let underscores = name.bytes().take_while(|&b| b == b'_').count();
+            // Of aliases, a mangled name says most (tcmalloc's `tc_new` is
+            // also `_Znwm`: `operator new(unsigned long)`, as memcheck names it).
+            let plain = !(name.starts_with("_Z") || name.starts_with("_R"));
             candidates.push(Candidate {
                 start: sym.address(),
                 size: sym.size(),
                 section_end,
                 name,
-                rank: (sym.size() == 0, untyped, binding, underscores, name.len()),
+                rank: (
+                    sym.size() == 0,
+                    untyped,
+                    binding,
+                    plain,
+                    underscores,
+                    name.len(),
+                ),
             });
         }
         candidates.sort_by_key(|c| (c.start, c.rank));
