@@ -15,7 +15,7 @@
 //! their output.
 
 use crate::flamegraph::{self, What};
-use crate::leaks::{analyze, Analysis, LossRecord, RecordKind, Suppressor};
+use crate::leaks::{analyze, Analysis, RecordKind, Suppressor};
 use crate::model::Model;
 use crate::report::{self, commas, plural, Options};
 use crate::shown;
@@ -343,23 +343,11 @@ fn summary(model: &Model, a: &Analysis, o: &mut String) {
 
 fn records(a: &Analysis, stacks: &mut Stacks, opts: &Options, o: &mut String) {
     o.push_str("<section id=\"records\">\n<h2>Loss records</h2>\n");
-    let live: Vec<&LossRecord> = a
-        .records
-        .iter()
-        .filter(|r| r.suppressed_by.is_none())
-        .collect();
-    let n = live.len();
-    let shown: Vec<(usize, &LossRecord)> = live
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| match r.kind {
-            RecordKind::NeverFreed => true,
-            RecordKind::Leak(k) => opts.show.contains(&k),
-        })
-        .map(|(i, r)| (i, *r))
-        .collect();
-    let bytes: Vec<u64> = shown.iter().map(|(_, r)| r.total_bytes()).collect();
-    let limit = shown::records_shown(&bytes, opts.limit);
+    let report::ShownRecords {
+        of: n,
+        shown,
+        limit,
+    } = report::shown_records(a, opts);
     for &(i, r) in &shown[..limit] {
         let all = stacks.frames(r.stack);
         let frames = report::shown_frames(&all, opts.depth);
@@ -381,32 +369,24 @@ fn records(a: &Analysis, stacks: &mut Stacks, opts: &Options, o: &mut String) {
             o.push_str("</li>");
         }
         o.push_str("</ol>\n");
-        let shown = crate::stacks::shown(&all).len();
-        if shown > frames.len() {
+        let more = report::frames_beyond(&all, frames.len());
+        if more > 0 {
             let _ = writeln!(
                 o,
-                "<div class=\"more\">… {} more frames (<code>--depth 0</code> shows all)</div>",
-                shown - frames.len()
+                "<div class=\"more\">… {more} more frames (<code>--depth 0</code> shows all)</div>"
             );
         }
         if all.is_empty() {
             o.push_str("<div class=\"more\">(no stack recorded)</div>\n");
         }
         if opts.gen_suppressions {
-            if let RecordKind::Leak(k) = r.kind {
-                let s = crate::suppress::generate(
-                    &format!("<leakhunt_record_{}>", i + 1),
-                    k,
-                    r.func.name(),
-                    &all,
-                );
+            if let Some(s) = report::suppression(r, i, &all) {
                 let _ = writeln!(o, "<pre class=\"supp\">{}</pre>", text(&s));
             }
         }
         o.push_str("</details>\n");
     }
-    let rest: Vec<&LossRecord> = shown[limit..].iter().map(|(_, r)| *r).collect();
-    if let Some(line) = report::records_fold_line(&rest) {
+    if let Some(line) = report::records_fold_line(&shown[limit..]) {
         let _ = writeln!(o, "<p class=\"fold\">{}</p>", text(&line));
     }
     if a.scanned && n == 0 {

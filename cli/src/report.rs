@@ -206,6 +206,57 @@ fn amount_json(a: Amount) -> Value {
     json!({"bytes": a.bytes, "blocks": a.blocks})
 }
 
+/// The loss records a list for people shows: the unsuppressed ones of the
+/// kinds asked for, each with its index among all `of` unsuppressed ones,
+/// the first `limit` in full and the rest folded into one line.
+pub struct ShownRecords<'a> {
+    pub of: usize,
+    pub shown: Vec<(usize, &'a LossRecord)>,
+    pub limit: usize,
+}
+
+pub fn shown_records<'a>(a: &'a Analysis, opts: &Options) -> ShownRecords<'a> {
+    let live: Vec<&LossRecord> = a
+        .records
+        .iter()
+        .filter(|r| r.suppressed_by.is_none())
+        .collect();
+    let shown: Vec<(usize, &LossRecord)> = live
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| match r.kind {
+            RecordKind::NeverFreed => true,
+            RecordKind::Leak(k) => opts.show.contains(&k),
+        })
+        .map(|(i, r)| (i, *r))
+        .collect();
+    let bytes: Vec<u64> = shown.iter().map(|(_, r)| r.total_bytes()).collect();
+    let limit = shown::records_shown(&bytes, opts.limit);
+    ShownRecords {
+        of: live.len(),
+        shown,
+        limit,
+    }
+}
+
+/// How many frames a view would show beyond the `n` printed (`--depth`).
+pub fn frames_beyond(all: &[crate::symbolize::Frame], n: usize) -> usize {
+    crate::stacks::shown(all).len().saturating_sub(n)
+}
+
+/// `--gen-suppressions`' entry for loss record `i` (0-based), a leak's only.
+pub fn suppression(r: &LossRecord, i: usize, all: &[crate::symbolize::Frame]) -> Option<String> {
+    match r.kind {
+        RecordKind::Leak(k) => Some(crate::suppress::generate(
+            &format!("<leakhunt_record_{}>", i + 1),
+            k,
+            r.func.name(),
+            all,
+        )),
+        RecordKind::NeverFreed => None,
+    }
+}
+
 /// The frames of a stack a report shows: from the allocation site to
 /// `main` (`stacks::shown`), at most `depth` (0: all).
 pub fn shown_frames(all: &[crate::symbolize::Frame], depth: usize) -> &[crate::symbolize::Frame] {
@@ -420,7 +471,7 @@ pub fn sites_fold_line(rest: &[shown::GrowthSite]) -> Option<String> {
 
 /// "… and 12 smaller loss records, 96 bytes in 12 blocks (--limit 0 shows
 /// all)" for the loss records a view folds.
-pub fn records_fold_line(rest: &[&LossRecord]) -> Option<String> {
+pub fn records_fold_line(rest: &[(usize, &LossRecord)]) -> Option<String> {
     if rest.is_empty() {
         return None;
     }
@@ -428,8 +479,12 @@ pub fn records_fold_line(rest: &[&LossRecord]) -> Option<String> {
         "\u{2026} and {} smaller loss {}, {} in {} (--limit 0 shows all)",
         commas(rest.len() as u64),
         if rest.len() == 1 { "record" } else { "records" },
-        plural(rest.iter().map(|r| r.total_bytes()).sum(), "byte", "bytes"),
-        plural(rest.iter().map(|r| r.blocks).sum(), "block", "blocks"),
+        plural(
+            rest.iter().map(|(_, r)| r.total_bytes()).sum(),
+            "byte",
+            "bytes"
+        ),
+        plural(rest.iter().map(|(_, r)| r.blocks).sum(), "block", "blocks"),
     ))
 }
 
@@ -625,24 +680,11 @@ pub fn to_text(model: &Model, opts: &Options, supp: &dyn Suppressor) -> String {
 
     let mut stacks = Stacks::new(model);
     let a = analyze(model, &mut stacks, supp);
-    let live: Vec<&LossRecord> = a
-        .records
-        .iter()
-        .filter(|r| r.suppressed_by.is_none())
-        .collect();
-    let n = live.len();
-    let visible = |r: &LossRecord| match r.kind {
-        RecordKind::NeverFreed => true,
-        RecordKind::Leak(k) => opts.show.contains(&k),
-    };
-    let shown: Vec<(usize, &LossRecord)> = live
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| visible(r))
-        .map(|(i, r)| (i, *r))
-        .collect();
-    let bytes: Vec<u64> = shown.iter().map(|(_, r)| r.total_bytes()).collect();
-    let limit = shown::records_shown(&bytes, opts.limit);
+    let ShownRecords {
+        of: n,
+        shown,
+        limit,
+    } = shown_records(&a, opts);
     for &(i, r) in &shown[..limit] {
         let _ = writeln!(o, "{}", record_headline(r, i + 1, n));
         let all = stacks.frames(r.stack);
@@ -658,35 +700,21 @@ pub fn to_text(model: &Model, opts: &Options, supp: &dyn Suppressor) -> String {
             }
             let _ = writeln!(o, "{line}");
         }
-        let shown = crate::stacks::shown(&all).len();
-        if shown > frames.len() {
-            let _ = writeln!(
-                o,
-                "   ... {} more frames (--depth 0 shows all)",
-                shown - frames.len()
-            );
+        let more = frames_beyond(&all, frames.len());
+        if more > 0 {
+            let _ = writeln!(o, "   ... {more} more frames (--depth 0 shows all)");
         }
         if all.is_empty() {
             let _ = writeln!(o, "   (no stack recorded)");
         }
         if opts.gen_suppressions {
-            if let RecordKind::Leak(k) = r.kind {
-                let _ = write!(
-                    o,
-                    "{}",
-                    crate::suppress::generate(
-                        &format!("<leakhunt_record_{}>", i + 1),
-                        k,
-                        r.func.name(),
-                        &all
-                    )
-                );
+            if let Some(supp) = suppression(r, i, &all) {
+                let _ = write!(o, "{supp}");
             }
         }
         let _ = writeln!(o);
     }
-    let rest: Vec<&LossRecord> = shown[limit..].iter().map(|(_, r)| *r).collect();
-    if let Some(line) = records_fold_line(&rest) {
+    if let Some(line) = records_fold_line(&shown[limit..]) {
         let _ = writeln!(o, "{line}\n");
     }
     if a.scanned && n == 0 {
