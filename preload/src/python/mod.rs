@@ -246,12 +246,6 @@ pub fn detect() {
 }
 
 impl Runtime {
-    #[inline(always)]
-    fn is_eval(&self, ip: usize) -> bool {
-        // A return address: the call is the byte before it.
-        ip > self.eval_lo && ip <= self.eval_hi
-    }
-
     /// This thread's own thread state, if it has one and it is safe to read.
     fn thread_state(&self, r: &mut Reader) -> Option<usize> {
         let l = &self.layout;
@@ -297,6 +291,10 @@ const MAX_WALK: usize = 512;
 /// `native` with the Python frames of each eval-loop activation in its
 /// place, written to `out`; `None` when there is nothing to splice (not a
 /// Python thread, or no activation in the stack). Under the Guard.
+///
+/// Runs on every allocation of a Python thread: the native frames between
+/// activations go over in slices (the eval loop's bounds held in registers),
+/// not one bounds-checked store per frame.
 #[inline]
 pub fn splice(
     native: &[usize],
@@ -305,12 +303,15 @@ pub fn splice(
     push: &impl Fn(&Event),
 ) -> Option<usize> {
     let rt = runtime()?;
-    if !native.iter().any(|&ip| rt.is_eval(ip)) {
-        return None;
-    }
+    let (lo, hi) = (rt.eval_lo, rt.eval_hi);
+    // A return address: the call is the byte before it.
+    let is_eval = move |ip: &usize| *ip > lo && *ip <= hi;
+    let first = native.iter().position(is_eval)?;
     safe::with(|r| {
         let tstate = rt.thread_state(r)?;
         let frame = rt.current_frame(r, tstate).unwrap_or(0);
+        let generation = CODE_GENERATION.load(Ordering::Relaxed);
+        let memo = alloc::installed().then(|| FRAMES.with(|m| m.0.get()));
         let mut w = Walk {
             rt,
             r,
@@ -320,16 +321,23 @@ pub fn splice(
             n: 0,
             tid,
             push,
+            memo,
+            generation,
         };
-        for &ip in native {
-            if rt.is_eval(ip) && w.frame != 0 {
-                if !w.activation() {
-                    w.emit(ip);
-                }
-            } else {
+        let (mut rest, mut at) = (native, first);
+        loop {
+            w.emit_all(&rest[..at]);
+            let ip = rest[at];
+            if w.frame == 0 || !w.activation() {
                 w.emit(ip);
             }
+            rest = &rest[at + 1..];
+            match rest.iter().position(is_eval) {
+                Some(i) => at = i,
+                None => break,
+            }
         }
+        w.emit_all(rest);
         // The native stack ended early (an unwinding gap): the outer Python
         // frames still say where the program was.
         while w.frame != 0 && w.n < w.out.len() && w.activation() {}
@@ -348,6 +356,10 @@ struct Walk<'a, 'r, P: Fn(&Event)> {
     n: usize,
     tid: u32,
     push: &'a P,
+    /// This thread's remembered frame entries (when the allocator wrappers
+    /// see code objects freed), and the generation they must carry.
+    memo: Option<*mut [Remembered; FRAME_MEMO]>,
+    generation: u64,
 }
 
 impl<P: Fn(&Event)> Walk<'_, '_, P> {
@@ -356,6 +368,12 @@ impl<P: Fn(&Event)> Walk<'_, '_, P> {
             self.out[self.n] = v;
             self.n += 1;
         }
+    }
+
+    fn emit_all(&mut self, vs: &[usize]) {
+        let k = vs.len().min(self.out.len() - self.n);
+        self.out[self.n..self.n + k].copy_from_slice(&vs[..k]);
+        self.n += k;
     }
 
     /// Emits the frames one eval-loop activation runs; whether there were any.
@@ -410,11 +428,11 @@ impl<P: Fn(&Event)> Walk<'_, '_, P> {
         // The instruction pointer lies inside its code object, so while no
         // code object has been freed since it was remembered, it names the
         // same code and offset: the entry needs no more reads.
-        let generation = CODE_GENERATION.load(Ordering::Relaxed);
-        let memo = alloc::installed().then(|| {
+        let generation = self.generation;
+        let memo = self.memo.map(|m| {
             let i = (instr >> 1 ^ instr >> 9) & (FRAME_MEMO - 1);
             // SAFETY: this thread's memo; the Guard rules out reentrancy.
-            FRAMES.with(|m| unsafe { &mut (*m.0.get())[i] as *mut Remembered })
+            unsafe { &mut (*m)[i] as *mut Remembered }
         });
         if let Some(m) = memo {
             // SAFETY: as above; the pointer is to this thread's memo.
