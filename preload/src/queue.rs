@@ -159,6 +159,22 @@ impl Queue {
         }
     }
 
+    /// The kind and first word of the event `k` places after the next one to
+    /// pop, if it is already published: the writer looks ahead to fetch
+    /// what those events will touch. Only the writer may call this.
+    #[inline]
+    pub fn peek(&self, k: u64) -> Option<(u32, u64)> {
+        let pos = self.head.0.load(Ordering::Relaxed) + k;
+        if self.seq(pos) != pos + 1 {
+            return None;
+        }
+        let slot = &self.slots[(pos & MASK) as usize];
+        // SAFETY: the slot is published (acquire load of seq above) and stays
+        // as it is until the writer, the only consumer, pops it.
+        let ev = unsafe { &*slot.ev.get() };
+        Some((ev.kind, ev.a))
+    }
+
     /// Only the writer (or a single-threaded fork child) may pop.
     #[inline]
     pub fn pop(&self) -> Pop {

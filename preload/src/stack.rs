@@ -13,7 +13,7 @@ use core::cell::UnsafeCell;
 const MAX_NATIVE: usize = 64;
 /// Entries of a recorded stack: native frames with Python frames spliced in.
 pub const MAX_DEPTH: usize = 160;
-const SENT_SLOTS: usize = 1024;
+const SENT_SLOTS: usize = 4096;
 
 struct Scratch {
     ips: UnsafeCell<[usize; MAX_NATIVE + 8]>,

@@ -433,12 +433,25 @@ fn run() {
     }
 }
 
+/// How many events ahead the writer fetches live-table slots.
+const LOOK_AHEAD: u64 = 12;
+
 impl State {
     /// Processes up to `max` events; stops at an empty queue or a slot still
     /// being filled.
     fn drain(&mut self, max: usize) -> usize {
         let mut n = 0;
         while n < max {
+            // The live table is larger than the caches and its slots are
+            // found by address: fetched ahead, the misses overlap.
+            if let Some((k, a)) = QUEUE.peek(LOOK_AHEAD) {
+                if matches!(
+                    k,
+                    kind::ALLOC | kind::FREE | kind::REALLOC_FREE | kind::REALLOC_DONE
+                ) {
+                    self.live.prefetch(a);
+                }
+            }
             match QUEUE.pop() {
                 Pop::Event(ev) => {
                     self.handle(&ev);
