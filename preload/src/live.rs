@@ -91,9 +91,7 @@ impl LiveTable {
     /// Brings the home slot of `ptr` into the cache ahead of its use.
     #[inline]
     pub fn prefetch(&self, ptr: u64) {
-        let p = self.slots.wrapping_add(self.home(ptr)) as *const i8;
-        // SAFETY: a prefetch has no effect beyond the cache, whatever the address.
-        unsafe { core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p) };
+        crate::prefetch(self.slots.wrapping_add(self.home(ptr)));
     }
 
     pub fn len(&self) -> usize {

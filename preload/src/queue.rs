@@ -115,14 +115,10 @@ impl Queue {
 
     /// Fetches the slot of a later push: the writer touched it last, and
     /// bringing its line over from the other core is the cost of a push;
-    /// fetched ahead, it overlaps with the program's work. (A plain read
-    /// prefetch: PREFETCHW is not on every x86_64 CPU.)
+    /// fetched ahead, it overlaps with the program's work.
     #[inline(always)]
     fn prefetch(&self, pos: u64) {
-        let p = &self.slots[(pos & MASK) as usize] as *const Slot as *const i8;
-        // SAFETY: a prefetch of an address inside the ring; it has no effect
-        // beyond the cache.
-        unsafe { core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p) };
+        crate::prefetch(&self.slots[(pos & MASK) as usize]);
     }
 
     /// Pushes, or returns `false` when the queue is full.

@@ -13,6 +13,9 @@ use core::cell::UnsafeCell;
 const MAX_NATIVE: usize = 64;
 /// Entries of a recorded stack: native frames with Python frames spliced in.
 pub const MAX_DEPTH: usize = 160;
+/// Stacks remembered as defined, per thread (32 KiB of TLS). Deep C code has
+/// many distinct stacks: with 1024 slots, compileall re-sent an already
+/// defined stack on 21% of its allocations, with 4096 on 16%.
 const SENT_SLOTS: usize = 4096;
 
 struct Scratch {
