@@ -161,18 +161,33 @@ struct Replay {
     live_bytes: u64,
     /// The thread the current records come from.
     tid: u32,
-    /// Allocations made so far, per thread.
+    /// Allocations made so far by the current thread (`tid`), and by the
+    /// others while another one's records are read: a thread's records come
+    /// in runs, so the map is touched only when the thread changes.
+    seq: u64,
     thread_seq: HashMap<u32, u64>,
+    /// Successful calls per allocation function, folded into
+    /// `Totals::by_function` at the end (a map update per event cost more
+    /// than the rest of the allocation's bookkeeping).
+    by_function: [u64; AllocFn::COUNT],
     temporary_threshold: u64,
     /// The live heap changed in the current record: a point of the curve.
     touched: bool,
 }
 
 impl Replay {
+    fn switch_thread(&mut self, tid: u32) {
+        if tid != self.tid {
+            self.thread_seq.insert(self.tid, self.seq);
+            self.seq = self.thread_seq.get(&tid).copied().unwrap_or(0);
+            self.tid = tid;
+        }
+    }
+
     /// A successful allocation call.
     fn alloc(&mut self, m: &mut Model, ptr: u64, size: u64, stack: u64, func: AllocFn) {
         m.totals.allocations += 1;
-        *m.totals.by_function.entry(func.name()).or_default() += 1;
+        self.by_function[func as usize] += 1;
         m.totals.allocated_bytes += size;
         let s = m.by_stack.entry(stack).or_default();
         s.allocations += 1;
@@ -181,14 +196,13 @@ impl Replay {
     }
 
     fn make_live(&mut self, m: &mut Model, ptr: u64, size: u64, stack: u64, func: AllocFn) {
-        let seq = self.thread_seq.entry(self.tid).or_default();
-        *seq += 1;
+        self.seq += 1;
         let live = Live {
             size,
             stack,
             func,
             tid: self.tid,
-            seq: *seq,
+            seq: self.seq,
         };
         if let Some(old) = m.live.insert(ptr, live) {
             m.inconsistencies += 1;
@@ -209,12 +223,7 @@ impl Replay {
         self.live_bytes -= old.size;
         self.touched = true;
         m.timeline.free(old.stack, old.size, self.now_us);
-        let since = self
-            .thread_seq
-            .get(&self.tid)
-            .copied()
-            .unwrap_or(0)
-            .wrapping_sub(old.seq);
+        let since = self.seq.wrapping_sub(old.seq);
         if may_be_temporary && old.tid == self.tid && since < self.temporary_threshold {
             let s = m.by_stack.entry(old.stack).or_default();
             s.temporary += 1;
@@ -396,7 +405,7 @@ impl Model {
                     m.nodes.push((parent.min(m.nodes.len() as u64 - 1), ip));
                 }
                 Record::Thread { tid: t } => {
-                    st.tid = t;
+                    st.switch_thread(t);
                     tids.insert(t);
                 }
                 Record::Time { us } => {
@@ -514,6 +523,12 @@ impl Model {
                 m.totals.peak_bytes = st.live_bytes;
                 m.totals.peak_time_us = st.now_us;
                 m.peak_record = m.records;
+            }
+        }
+        for (f, &n) in st.by_function.iter().enumerate() {
+            if n > 0 {
+                let f = AllocFn::from_u8(f as u8).expect("an AllocFn's index");
+                *m.totals.by_function.entry(f.name()).or_default() += n;
             }
         }
         m.duration_us = st.now_us;

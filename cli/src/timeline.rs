@@ -52,9 +52,13 @@ pub struct Checkpoint {
     pub by_stack: HashMap<u64, (u64, u64)>,
 }
 
-/// Per call site, what its frees say about "freed only at exit".
+/// Per call site: its live bytes and blocks, and what its frees say about
+/// "freed only at exit". One map for both, so that an event looks its site
+/// up once.
 #[derive(Debug, Clone, Copy, Default)]
-struct FreeTimes {
+struct Site {
+    live_bytes: u64,
+    live_blocks: u64,
     first_alloc_us: u64,
     earliest_free_us: Option<u64>,
 }
@@ -69,8 +73,7 @@ pub struct Timeline {
     last_live: u64,
     checkpoint_us: u64,
     pub checkpoints: Vec<Checkpoint>,
-    live_by_stack: HashMap<u64, (u64, u64)>,
-    frees: HashMap<u64, FreeTimes>,
+    sites: HashMap<u64, Site>,
 }
 
 impl Default for Timeline {
@@ -83,8 +86,7 @@ impl Default for Timeline {
             last_live: 0,
             checkpoint_us: 10_000,
             checkpoints: Vec::new(),
-            live_by_stack: HashMap::default(),
-            frees: HashMap::default(),
+            sites: HashMap::default(),
         }
     }
 }
@@ -148,7 +150,12 @@ impl Timeline {
         {
             self.checkpoints.push(Checkpoint {
                 us,
-                by_stack: self.live_by_stack.clone(),
+                by_stack: self
+                    .sites
+                    .iter()
+                    .filter(|(_, s)| s.live_blocks > 0)
+                    .map(|(&k, s)| (k, (s.live_bytes, s.live_blocks)))
+                    .collect(),
             });
             if self.checkpoints.len() > MAX_CHECKPOINTS {
                 // Keep every other one: the spacing doubles, the span stays.
@@ -194,25 +201,24 @@ impl Timeline {
     }
 
     pub fn alloc(&mut self, stack: u64, size: u64, us: u64) {
-        let e = self.live_by_stack.entry(stack).or_default();
-        e.0 += size;
-        e.1 += 1;
-        self.frees.entry(stack).or_insert(FreeTimes {
+        let s = self.sites.entry(stack).or_insert(Site {
             first_alloc_us: us,
-            earliest_free_us: None,
+            ..Site::default()
         });
+        s.live_bytes += size;
+        s.live_blocks += 1;
     }
 
     pub fn free(&mut self, stack: u64, size: u64, us: u64) {
-        if let Some(e) = self.live_by_stack.get_mut(&stack) {
-            e.0 = e.0.saturating_sub(size);
-            e.1 = e.1.saturating_sub(1);
-            if e.1 == 0 {
-                self.live_by_stack.remove(&stack);
-            }
-        }
-        if let Some(f) = self.frees.get_mut(&stack) {
-            f.earliest_free_us = Some(f.earliest_free_us.map_or(us, |t| t.min(us)));
+        if let Some(s) = self.sites.get_mut(&stack) {
+            s.live_blocks = s.live_blocks.saturating_sub(1);
+            // A site with no live block starts again from nothing, as if
+            // its sizes had been recorded wrongly.
+            s.live_bytes = match s.live_blocks {
+                0 => 0,
+                _ => s.live_bytes.saturating_sub(size),
+            };
+            s.earliest_free_us = Some(s.earliest_free_us.map_or(us, |t| t.min(us)));
         }
     }
 
@@ -220,7 +226,7 @@ impl Timeline {
     /// `end_us` (the teardown, or the last 2% of the run), and it had been
     /// allocating since well before.
     pub fn freed_only_at_exit(&self, stack: u64, end_us: u64, duration_us: u64) -> bool {
-        let Some(f) = self.frees.get(&stack) else {
+        let Some(f) = self.sites.get(&stack) else {
             return false;
         };
         f.earliest_free_us.is_some_and(|t| t >= end_us)

@@ -18,6 +18,9 @@ pub enum AllocFn {
 }
 
 impl AllocFn {
+    /// How many there are: the values run from 0 to `COUNT - 1`.
+    pub const COUNT: usize = 9;
+
     pub fn from_u8(v: u8) -> Option<AllocFn> {
         use AllocFn::*;
         Some(match v {
