@@ -1,7 +1,7 @@
 /* Benchmark: malloc/free pairs at the bottom of call chains 12 to 15 frames
- * deep, of varying sizes, each block kept for a while (a ring of KEEP slots)
- * before it is freed, so that stacks and lifetimes look like a real
- * program's rather than one hot site.
+ * deep (from the thread's start), of varying sizes, each block kept for a
+ * while (a ring of KEEP slots) before it is freed, so that stacks and
+ * lifetimes look like a real program's rather than one hot site.
  *
  * usage: churn THREADS PAIRS_PER_THREAD
  * Every thread does PAIRS_PER_THREAD malloc+free pairs; run.py splits one
@@ -14,7 +14,7 @@
 
 struct job { long pairs; unsigned seed; long sum; };
 
-static void *ring_step(void **ring, long i, unsigned *seed) {
+__attribute__((noinline)) static void *ring_step(void **ring, long i, unsigned *seed) {
     *seed = *seed * 1103515245u + 12345u;
     /* mostly small blocks, now and then a larger one */
     size_t sz = (*seed >> 16) % 16 == 0 ? 1024 + (*seed >> 8) % 8192 : 16 + (*seed >> 12) % 240;
@@ -25,17 +25,17 @@ static void *ring_step(void **ring, long i, unsigned *seed) {
     return p;
 }
 
-/* Fifteen distinct frames; the asm after each call keeps it from becoming
+/* Eleven distinct frames; the asm after each call keeps it from becoming
  * a tail call, so every frame stays on the stack. */
 #define LEVEL(n, next) \
     __attribute__((noinline)) static void *f##n(void **r, long i, unsigned *s) { \
         void *p = next(r, i, s); __asm__ volatile("" ::: "memory"); return p; }
-LEVEL(14, ring_step) LEVEL(13, f14) LEVEL(12, f13) LEVEL(11, f12) LEVEL(10, f11)
-LEVEL(9, f10) LEVEL(8, f9) LEVEL(7, f8) LEVEL(6, f7) LEVEL(5, f6) LEVEL(4, f5)
-LEVEL(3, f4) LEVEL(2, f3) LEVEL(1, f2) LEVEL(0, f1)
+LEVEL(10, ring_step) LEVEL(9, f10) LEVEL(8, f9) LEVEL(7, f8) LEVEL(6, f7)
+LEVEL(5, f6) LEVEL(4, f5) LEVEL(3, f4) LEVEL(2, f3) LEVEL(1, f2) LEVEL(0, f1)
 
-/* Entry points at four depths: with main/thread start the chains are 12-15. */
-static void *(*const entry[4])(void **, long, unsigned *) = {f0, f1, f2, f3};
+/* Entry points at four depths: from clone3, start_thread and work down to
+ * ring_step the chains are 12 to 15 frames (malloc's own below that). */
+static void *(*const entry[4])(void **, long, unsigned *) = {f3, f2, f1, f0};
 
 static void *work(void *arg) {
     struct job *j = arg;

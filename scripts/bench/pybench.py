@@ -34,9 +34,11 @@ def interpreter():
     return out
 
 
-def memray_python(py, venv):
-    """The venv's python with memray importable, installing it if needed.
-    Returns (path, None) or (None, why not)."""
+def memray_python(py, venv, install=True):
+    """The venv's python with memray importable; if install, a fresh venv
+    with memray is made there when needed (a venv named by BENCH_VENV is
+    someone else's: never removed or remade). Returns (path, None) or
+    (None, why not)."""
     vpy = os.path.join(venv, "bin", "python")
 
     def usable():
@@ -46,6 +48,8 @@ def memray_python(py, venv):
 
     if usable():
         return vpy, None
+    if not install:
+        return None, f"{vpy} is not this python3 with memray importable"
     shutil.rmtree(venv, ignore_errors=True)
     print(f"installing memray into {venv} ...", flush=True)
     for argv, what in (([py, "-m", "venv", venv], "python3 -m venv"),
@@ -74,8 +78,9 @@ def setup(root, tmp):
                              capture_output=True, text=True, check=True).stdout.strip()
     # BENCH_VENV: a venv made elsewhere (another checkout's target/bench-venv)
     # instead of installing memray again; it must be of the same interpreter.
+    own = not os.environ.get("BENCH_VENV")
     venv = os.environ.get("BENCH_VENV") or os.path.join(root, "target", "bench-venv")
-    vpy, why = memray_python(py, venv)
+    vpy, why = memray_python(py, venv, install=own)
     if vpy:
         mversion = subprocess.run([vpy, "-c", "import memray; print(memray.__version__)"],
                                   capture_output=True, text=True).stdout.strip()

@@ -132,7 +132,10 @@ def run_once(argv, env, cwd, errfile):
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         with open(errfile, errors="replace") as f:
-            raise RuntimeError(f"exit status {code}: {pybench.tail(f.read(), 3).strip()}")
+            text = f.read()
+        # A child's segfault shows only in the text (gcc: "internal compiler error").
+        crash = " (segfault)" if code == -11 or "Segmentation fault" in text else ""
+        raise RuntimeError(f"exit status {code}{crash}: {pybench.tail(text, 3).strip()}")
     return wall, ru.ru_maxrss
 
 
@@ -244,7 +247,7 @@ def cells(row):
         if tool in row.failed:
             # LSan preloaded segfaults in some binaries (see the notes).
             why = row.failed[tool]
-            return "crash" if "-11" in why or "Segmentation fault" in why else "fail"
+            return "crash" if "(segfault)" in why else "fail"
         return f"{m[tool] / bare:.1f}x" if m.get(tool) and bare else "–"
 
     def ns_per_event(tool):
@@ -304,9 +307,9 @@ rec: LD_PRELOAD=libleakhunt.so LEAKHUNT_OUTPUT=... (recording only); run: `leakh
 detect_leaks=1 exitcode=0 (C/C++ rows); memray: `memray run`, memray -n -tpa: `memray run --native
 --trace-python-allocators` (Python rows); memcheck: `valgrind --leak-check=full`, one run, cut at the timeout.
 Times are ratios of medians to bare. events: allocations + frees in leakhunt's traces of the row.
-ns/ev: (tool - bare) / leakhunt's events, "–" under 10k events; B/ev: trace bytes (leakhunt) or .zst bytes (heaptrack) per
-leakhunt event. +MB: peak RSS over bare, of the largest single process (wait4 ru_maxrss: for run and
-heaptrack this includes leakhunt's summary and heaptrack_interpret). report s: `leakhunt report TRACE`,
+ns/ev: (tool - bare) / leakhunt's events, "–" under 10k events; B/ev: trace bytes (leakhunt) or
+.zst bytes (heaptrack) per leakhunt event. +MB: peak RSS over bare, of the largest single process
+(wait4 ru_maxrss: for run and heaptrack that may be leakhunt's summary or heaptrack_interpret). report s: `leakhunt report TRACE`,
 ht_print s: `heaptrack_print FILE`, on the traces of the same (last) run, output thrown away.
 gcc: leakhunt and LSan follow gcc's children (cc1, as), their traces summed; heaptrack and memcheck
 record only the driver, so their per-event figures there are not comparable.
