@@ -309,8 +309,9 @@ detect_leaks=1 exitcode=0 (C/C++ rows); memray: `memray run`, memray -n -tpa: `m
 Times are ratios of medians to bare. events: allocations + frees in leakhunt's traces of the row.
 ns/ev: (tool - bare) / leakhunt's events, "–" under 10k events; B/ev: trace bytes (leakhunt) or
 .zst bytes (heaptrack) per leakhunt event. +MB: peak RSS over bare, of the largest single process
-(wait4 ru_maxrss: for run and heaptrack that may be leakhunt's summary or heaptrack_interpret). report s: `leakhunt report TRACE`,
-ht_print s: `heaptrack_print FILE`, on the traces of the same (last) run, output thrown away.
+(wait4 ru_maxrss: for run and heaptrack that may be leakhunt's summary or heaptrack_interpret).
+report s: `leakhunt report TRACE`, ht_print s: `heaptrack_print FILE`, on the traces of the same
+(last) run, output thrown away.
 gcc: leakhunt and LSan follow gcc's children (cc1, as), their traces summed; heaptrack and memcheck
 record only the driver, so their per-event figures there are not comparable.
 Python: leakhunt sees every object (PYTHONMALLOC=malloc under run, the allocator domains under rec);
