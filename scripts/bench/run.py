@@ -114,6 +114,10 @@ def tools_for(row, ctx):
     if ctx["memray"] and row.python:
         memray = [ctx["memray"], "-m", "memray", "run", "-q", "-f"]
         t.append(("memray", lambda d: ([*memray, "-o", os.path.join(d, "m.bin"), *cmd[1:]], {})))
+        # --native: the Python issue's target (memray's own default view
+        # of pymalloc's arenas, with native stacks).
+        t.append(("memray -n", lambda d: ([*memray, "--native", "-o", os.path.join(d, "m.bin"),
+                                           *cmd[1:]], {})))
         t.append(("memray -n -tpa", lambda d: ([*memray, "--native", "--trace-python-allocators",
                                                 "-o", os.path.join(d, "m.bin"), *cmd[1:]], {})))
     return t
@@ -273,7 +277,8 @@ def cells(row):
     return [row.name, f"{bare:.3f}" if bare else "fail",
             ratio("rec"), ratio("run"), ratio("heaptrack"),
             "–" if py else ratio("lsan"),
-            ratio("memray") if py else "–", ratio("memray -n -tpa") if py else "–", mc,
+            ratio("memray") if py else "–", ratio("memray -n") if py else "–",
+            ratio("memray -n -tpa") if py else "–", mc,
             count(row.events),
             ns_per_event("run"), ns_per_event("heaptrack"),
             bytes_per_event("run"), bytes_per_event("heaptrack"),
@@ -282,7 +287,7 @@ def cells(row):
             f"{row.print_time:.2f}" if row.print_time is not None else "–"]
 
 
-HEAD = ["workload", "bare s", "rec", "run", "heaptrack", "LSan", "memray", "memray -n -tpa",
+HEAD = ["workload", "bare s", "rec", "run", "heaptrack", "LSan", "memray", "memray -n", "memray -n -tpa",
         "memcheck", "events", "ns/ev run", "ns/ev ht", "B/ev lh", "B/ev ht",
         "+MB rec", "+MB run", "+MB ht", "report s", "ht_print s"]
 
@@ -304,7 +309,8 @@ def print_table(rows):
 FOOTNOTES = """\
 rec: LD_PRELOAD=libleakhunt.so LEAKHUNT_OUTPUT=... (recording only); run: `leakhunt run -o T -- cmd`
 (recording, leak scan, summary); heaptrack: `heaptrack -o F cmd`; LSan: liblsan.so preloaded,
-detect_leaks=1 exitcode=0 (C/C++ rows); memray: `memray run`, memray -n -tpa: `memray run --native
+detect_leaks=1 exitcode=0 (C/C++ rows); memray: `memray run`, memray -n: `memray run --native`
+(the Python target), memray -n -tpa: `memray run --native
 --trace-python-allocators` (Python rows); memcheck: `valgrind --leak-check=full`, one run, cut at the timeout.
 Times are ratios of medians to bare. events: allocations + frees in leakhunt's traces of the row.
 ns/ev: (tool - bare) / leakhunt's events, "–" under 10k events; B/ev: trace bytes (leakhunt) or
