@@ -58,8 +58,11 @@ test: deps build
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	$(CARGO) fmt --all -- --check
 
+# BENCH=c or BENCH=python for part of the table; RUNS=N (default 5),
+# MEMCHECK=0 and LEAKHUNT_BIN=DIR as scripts/bench/run.py says.
+BENCH ?= all
 bench: build
-	python3 scripts/bench/run.py
+	python3 scripts/bench/run.py $(BENCH)
 
 # The growth-verdict corpus (scripts/growth/README.md): RUNS recordings of
 # each program under a CPU hog, then the verdict table; fails if any run

@@ -1,9 +1,5 @@
-"""Python workloads: leakhunt against the bare interpreter, memray (with and
-without --native) and heaptrack, side by side in one run.
-
-The tools are interleaved round-robin (the starting tool rotates each round)
-and the table shows medians, so a noisy neighbour on this shared 2-core
-machine hits every tool alike. Workloads:
+"""The Python rows of run.py's table and what they need: the interpreter
+behind `python3`, and memray installed into the benchmark's own venv.
 
   churn       scripts/bench/py_churn.py: 200k small dicts and lists built and
               dropped, json dumps/loads round trips (allocator-bound Python).
@@ -12,18 +8,14 @@ machine hits every tool alike. Workloads:
 
 leakhunt records every object under pymalloc (it wraps CPython's allocator
 domains); memray and heaptrack, run as users run them, see only pymalloc's
-arenas plus the larger blocks. "memray --native (malloc)" runs memray with
-PYTHONMALLOC=malloc, so that it sees the same events as leakhunt;
-"memray --native --trace-python-allocators" is memray's own way to see every
-object under pymalloc (the like-for-like row); "bare (malloc)" shows what the
-allocator switch costs by itself.
+arenas plus the larger blocks. "memray -n -tpa" (memray run --native
+--trace-python-allocators) is memray's own way to see every object under
+pymalloc: the like-for-like column.
 """
 import os
 import shutil
-import statistics
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STDLIB_PACKAGES = ["email", "json", "asyncio", "unittest", "xml", "http", "logging"]
@@ -42,9 +34,11 @@ def interpreter():
     return out
 
 
-def memray_python(py, venv):
-    """The venv's python with memray importable, installing it if needed.
-    Returns (path, None) or (None, why not)."""
+def memray_python(py, venv, install=True):
+    """The venv's python with memray importable; if install, a fresh venv
+    with memray is made there when needed (a venv named by BENCH_VENV is
+    someone else's: never removed or remade). Returns (path, None) or
+    (None, why not)."""
     vpy = os.path.join(venv, "bin", "python")
 
     def usable():
@@ -54,6 +48,8 @@ def memray_python(py, venv):
 
     if usable():
         return vpy, None
+    if not install:
+        return None, f"{vpy} is not this python3 with memray importable"
     shutil.rmtree(venv, ignore_errors=True)
     print(f"installing memray into {venv} ...", flush=True)
     for argv, what in (([py, "-m", "venv", venv], "python3 -m venv"),
@@ -69,116 +65,28 @@ def memray_python(py, venv):
     return vpy, None
 
 
-class Command:
-    def __init__(self, label, argv, env=None):
-        self.label, self.argv, self.env = label, argv, env or {}
-        self.wall, self.cpu, self.out_bytes = [], [], []
-        self.failure = None
-
-
-def run_once(cmd, base_env, cwd, outdir, errfile):
-    """Run one command; returns (wall s, user+sys s of it and its children)."""
-    env = dict(base_env, **cmd.env)
-    with open(errfile, "w") as err:
-        t0 = time.perf_counter()
-        p = subprocess.Popen(cmd.argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=err)
-        _, status, ru = os.wait4(p.pid, 0)
-        wall = time.perf_counter() - t0
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0:
-        with open(errfile, errors="replace") as f:
-            raise RuntimeError(f"exit status {p.returncode}:\n{tail(f.read())}")
-    return wall, ru.ru_utime + ru.ru_stime
-
-
-def dir_bytes(d):
-    return sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
-
-
-def measure(cmds, runs, base_env, cwd, tmp):
-    outdir = os.path.join(tmp, "out")
-    errfile = os.path.join(tmp, "stderr.txt")
-    for r in range(runs):
-        k = r % len(cmds)
-        for cmd in cmds[k:] + cmds[:k]:
-            if cmd.failure:
-                continue
-            os.makedirs(outdir, exist_ok=True)
-            try:
-                wall, cpu = run_once(cmd, base_env, cwd, outdir, errfile)
-            except (OSError, RuntimeError) as e:
-                cmd.failure = str(e)
-                print(f"  {cmd.label}: failed, dropped ({cmd.failure})", flush=True)
-            else:
-                cmd.wall.append(wall)
-                cmd.cpu.append(cpu)
-                cmd.out_bytes.append(dir_bytes(outdir))
-            shutil.rmtree(outdir)  # traces go between runs: the disk does not fill
-
-
-def fmt_ratio(a, b):
-    return f"{a / b:.1f}x" if b else "-"
-
-
-def table(cmds, runs):
-    med = {c.label: statistics.median(c.wall) for c in cmds if c.wall}
-    bare = med.get("bare")
-    native = med.get("memray --native")
-    head = ["command", "median s", "x bare", "x memray --native", "cpu s", "spread", "output MB"]
-    rows = []
-    for c in cmds:
-        if not c.wall:
-            rows.append([c.label, "failed", "", "", "", "", ""])
-            continue
-        m = med[c.label]
-        spread = (max(c.wall) - min(c.wall)) / m * 100
-        mb = statistics.median(c.out_bytes) / 1e6
-        rows.append([c.label, f"{m:.3f}", fmt_ratio(m, bare),
-                     fmt_ratio(m, native) if native and not c.label.startswith("bare") else "",
-                     f"{statistics.median(c.cpu):.2f}", f"{spread:.0f}%",
-                     f"{mb:.1f}" if mb >= 1 else f"{mb:.2f}" if mb else ""])
-    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-
-    def line(cells):
-        return "| " + " | ".join(s.ljust(w) if i == 0 else s.rjust(w)
-                                 for i, (s, w) in enumerate(zip(cells, widths))) + " |"
-    print(line(head))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print(line(r))
-    fewer = [c.label for c in cmds if c.wall and len(c.wall) < runs]
-    if fewer:
-        print(f"(fewer than {runs} runs: {', '.join(fewer)})")
-    lh = med.get("leakhunt run")
-    same = med.get("memray --native (malloc)")
-    if lh and native:
-        msg = f"leakhunt run / memray --native = {lh / native:.2f}"
-        if same:
-            msg += f"; / memray --native with PYTHONMALLOC=malloc (same events) = {lh / same:.2f}"
-        every = med.get("memray --native --trace-python-allocators")
-        if every:
-            msg += f"; / memray --native --trace-python-allocators (every object) = {lh / every:.2f}"
-        print(msg)
-
-
 def loadavg():
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def main(root, runs, tmp, leakhunt, preload):
+def setup(root, tmp):
+    """The Python rows of run.py's table: (interpreter, memray's venv python
+    or None, workloads as (name, args after the interpreter)). Prints a
+    one-line note for a tool that is missing."""
     py = interpreter()
     version = subprocess.run([py, "-c", "import sys; print(sys.version.split()[0])"],
                              capture_output=True, text=True, check=True).stdout.strip()
-    vpy, why = memray_python(py, os.path.join(root, "target", "bench-venv"))
+    # BENCH_VENV: a venv made elsewhere (another checkout's target/bench-venv)
+    # instead of installing memray again; it must be of the same interpreter.
+    own = not os.environ.get("BENCH_VENV")
+    venv = os.environ.get("BENCH_VENV") or os.path.join(root, "target", "bench-venv")
+    vpy, why = memray_python(py, venv, install=own)
     if vpy:
         mversion = subprocess.run([vpy, "-c", "import memray; print(memray.__version__)"],
                                   capture_output=True, text=True).stdout.strip()
+        print(f"python {version} ({py}); memray {mversion} ({venv})")
     else:
-        print(f"memray skipped: {why}")
-    heaptrack = shutil.which("heaptrack")
-    if not heaptrack:
-        print("heaptrack skipped: not installed")
+        print(f"python {version} ({py}); memray: - ({why.splitlines()[0]})")
 
     # A fresh copy of some stdlib packages for compileall, sources only.
     stdlib = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"],
@@ -192,50 +100,8 @@ def main(root, runs, tmp, leakhunt, preload):
             copied.append(pkg)
     src_bytes = sum(os.path.getsize(os.path.join(d, f))
                     for d, _, fs in os.walk(src) for f in fs if f.endswith(".py"))
-
     workloads = [
-        ("churn: 200k dicts+lists, json round trips", [os.path.join(HERE, "py_churn.py")]),
-        (f"compileall -f -q: {'+'.join(copied)} ({src_bytes / 1e6:.1f} MB of source)",
-         ["-m", "compileall", "-f", "-q", src]),
+        ("py churn: 200k dicts+lists, json", [os.path.join(HERE, "py_churn.py")]),
+        (f"py compileall ({src_bytes / 1e6:.1f} MB of source)", ["-m", "compileall", "-f", "-q", src]),
     ]
-
-    # Nothing inherited may change what is measured: each row sets its own.
-    base_env = {k: v for k, v in os.environ.items()
-                if k not in ("LD_PRELOAD", "PYTHONMALLOC") and not k.startswith("LEAKHUNT_")}
-    malloc = {"PYTHONMALLOC": "malloc"}
-    out = os.path.join(tmp, "out")
-    cwd = os.path.join(tmp, "cwd")
-    os.makedirs(cwd, exist_ok=True)
-
-    print(f"python {version} ({py}); memray {mversion if vpy else '-'}; "
-          f"median of {runs} runs, tools round-robin; {loadavg()}", flush=True)
-    for name, target in workloads:
-        cmds = [
-            Command("bare", [py, *target]),
-            Command("bare (malloc)", [py, *target], malloc),
-            Command("leakhunt run", [leakhunt, "run", "-o", os.path.join(out, "t.trace"), "--", py, *target]),
-            Command("leakhunt recording only", [py, *target],
-                    dict(LD_PRELOAD=preload, LEAKHUNT_OUTPUT=os.path.join(out, "t.%p.trace"))),
-        ]
-        if vpy:
-            memray = [vpy, "-m", "memray", "run", "-q", "-f", "-o", os.path.join(out, "m.bin")]
-            cmds += [
-                Command("memray", [*memray, *target]),
-                Command("memray --native", [*memray, "--native", *target]),
-                Command("memray --native (malloc)", [*memray, "--native", *target], malloc),
-                # memray's own way to see every object under pymalloc, as
-                # leakhunt does: the like-for-like row.
-                Command("memray --native --trace-python-allocators",
-                        [*memray, "--native", "--trace-python-allocators", *target]),
-            ]
-        if heaptrack:
-            ht = [heaptrack, "-o", os.path.join(out, "h"), py, *target]
-            cmds.append(Command("heaptrack", ht))
-
-        print(f"\n{name}", flush=True)
-        # One untimed bare run: page cache, and compileall's first write of __pycache__.
-        run_once(cmds[0], base_env, cwd, out, os.path.join(tmp, "stderr.txt"))
-        t0 = time.perf_counter()
-        measure(cmds, runs, base_env, cwd, tmp)
-        table(cmds, runs)
-        print(f"({time.perf_counter() - t0:.0f} s; {loadavg()})", flush=True)
+    return py, vpy, workloads
