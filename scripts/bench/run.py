@@ -320,7 +320,7 @@ report s: `leakhunt report TRACE`, ht_print s: `heaptrack_print FILE`, on the tr
 (last) run, output thrown away.
 gcc: leakhunt and LSan follow gcc's children (cc1, as), their traces summed; heaptrack and memcheck
 record only the driver, so their per-event figures there are not comparable.
-Python: leakhunt sees every object (PYTHONMALLOC=malloc under run, the allocator domains under rec);
+Python: leakhunt sees every object (it wraps the allocator domains, as tracemalloc does);
 heaptrack and plain memray see only pymalloc's arenas and large blocks, so fewer events than counted.
 LSan "crash": liblsan.so preloaded into an uninstrumented binary segfaults in /usr/bin/sqlite3 (even
 for `select 1`) and in gcc's `as` (gcc then reports an internal compiler error)."""
