@@ -161,10 +161,10 @@ struct Replay {
     live_bytes: u64,
     /// The thread the current records come from.
     tid: u32,
-    /// Allocations made so far by the current thread (`tid`), and by the
-    /// others while another one's records are read: a thread's records come
-    /// in runs, so the map is touched only when the thread changes.
+    /// Allocations made so far by the current thread (`tid`).
     seq: u64,
+    /// The same for the other threads. A thread's records come in runs, so
+    /// this map is touched only when the thread changes.
     thread_seq: HashMap<u32, u64>,
     /// Successful calls per allocation function, folded into
     /// `Totals::by_function` at the end (a map update per event cost more

@@ -212,8 +212,8 @@ impl Timeline {
     pub fn free(&mut self, stack: u64, size: u64, us: u64) {
         if let Some(s) = self.sites.get_mut(&stack) {
             s.live_blocks = s.live_blocks.saturating_sub(1);
-            // A site with no live block starts again from nothing, as if
-            // its sizes had been recorded wrongly.
+            // A site with no live block holds no bytes, whatever the sizes
+            // said (a free of a block recorded with another size).
             s.live_bytes = match s.live_blocks {
                 0 => 0,
                 _ => s.live_bytes.saturating_sub(size),

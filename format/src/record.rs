@@ -18,8 +18,8 @@ pub enum AllocFn {
 }
 
 impl AllocFn {
-    /// How many there are: the values run from 0 to `COUNT - 1`.
-    pub const COUNT: usize = 9;
+    /// How many there are: the values run from 0 to the last one's.
+    pub const COUNT: usize = AllocFn::Pvalloc as usize + 1;
 
     pub fn from_u8(v: u8) -> Option<AllocFn> {
         use AllocFn::*;
