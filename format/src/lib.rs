@@ -8,7 +8,8 @@
 //!           crc32:u32le payload[compressed_len]
 //! ```
 //!
-//! The payload is an LZ4 block holding `raw_len` bytes of records. The CRC32
+//! The payload holds `raw_len` bytes of records: a zstd frame when the
+//! [`ZSTD_CHUNK`] bit of `raw_len` is set (version 4 on), else an LZ4 block. The CRC32
 //! covers the lengths, the trace id, the sequence number and the compressed
 //! payload, so a damaged length is caught before it is trusted. A trace cut
 //! short (the process was killed) reads up to its last complete chunk.
@@ -19,6 +20,10 @@
 //! chunk repeated, moved or spliced in from another trace is damage, read up
 //! to and never counted twice. Versions 1 and 2 framed chunks without the two
 //! fields (a 12-byte chunk header); they are still read.
+//!
+//! Since version 4 chunks are zstd frames (one per chunk, see `zstd`): a
+//! third to a half the size of LZ4 blocks. A chunk may still be LZ4 (the
+//! bit clear), should a zstd context be out of reach.
 //!
 //! Since version 2 the top bit of `raw_len` ([`EVENT_CHUNK`]) marks a chunk
 //! that holds only events ([`Record::is_event`]); every other chunk holds only
@@ -34,11 +39,12 @@
 //! each `StackNode` record defines the next node id (1, 2, ...) as a child of an
 //! earlier node (0 is the empty root), and an allocation names its innermost node.
 //!
-//! This crate has no `unsafe` and never trusts a length from the file without
-//! bounding it first.
+//! This crate's only `unsafe` is the zstd FFI (`zstd`), and it never trusts a
+//! length from the file without bounding it first.
 
 mod record;
 mod varint;
+mod zstd;
 
 pub use record::*;
 
@@ -48,7 +54,8 @@ pub const MAGIC: &[u8; 8] = b"LEAKHUNT";
 /// Bumped whenever a reader of an older version could misread a newer trace.
 /// Version 2: chunks are marked as events or structure (see the module docs).
 /// Version 3: chunks carry their trace's id and a sequence number.
-pub const FORMAT_VERSION: u32 = 3;
+/// Version 4: chunks may be zstd frames; the `FREE_RECENT` record.
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest version this crate reads.
 pub const OLDEST_VERSION: u32 = 1;
 /// Header flags this crate understands (none yet).
@@ -63,6 +70,8 @@ pub const LEGACY_CHUNK_HEADER_LEN: usize = 12;
 pub const MAX_CHUNK_RAW: usize = 16 << 20;
 /// Set in a chunk's `raw_len` field (version 2 on): the chunk holds only events.
 pub const EVENT_CHUNK: u32 = 1 << 31;
+/// Set in a chunk's `raw_len` field (version 4 on): the payload is a zstd frame.
+pub const ZSTD_CHUNK: u32 = 1 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
@@ -139,8 +148,15 @@ fn chunk_crc(compressed_len: u32, raw_len: u32, place: Option<Place>, payload: &
 }
 
 /// Compresses `raw` into one chunk appended to `out`, with a header of
-/// version 3 when `place` is given, else of versions 1 and 2.
-fn frame_chunk(raw: &[u8], events: bool, place: Option<Place>, out: &mut Vec<u8>) {
+/// version 3 when `place` is given, else of versions 1 and 2; with zstd
+/// when given a context (version 4 on) and it works, else with LZ4.
+fn frame_chunk(
+    raw: &[u8],
+    events: bool,
+    place: Option<Place>,
+    zstd: Option<&mut zstd::Compressor>,
+    out: &mut Vec<u8>,
+) {
     debug_assert!(raw.len() <= MAX_CHUNK_RAW);
     let header_len = if place.is_some() {
         CHUNK_HEADER_LEN
@@ -148,14 +164,19 @@ fn frame_chunk(raw: &[u8], events: bool, place: Option<Place>, out: &mut Vec<u8>
         LEGACY_CHUNK_HEADER_LEN
     };
     let start = out.len();
-    let bound = lz4_flex::block::get_maximum_output_size(raw.len());
-    out.resize(start + header_len + bound, 0);
-    let n = lz4_flex::block::compress_into(raw, &mut out[start + header_len..])
-        .expect("output sized by get_maximum_output_size");
-    out.truncate(start + header_len + n);
+    out.resize(start + header_len, 0);
+    let zstd = zstd.is_some_and(|z| z.compress(raw, out));
+    if !zstd {
+        let bound = lz4_flex::block::get_maximum_output_size(raw.len());
+        out.resize(start + header_len + bound, 0);
+        let n = lz4_flex::block::compress_into(raw, &mut out[start + header_len..])
+            .expect("output sized by get_maximum_output_size");
+        out.truncate(start + header_len + n);
+    }
+    let n = out.len() - start - header_len;
     let (clen, rlen) = (
         n as u32,
-        raw.len() as u32 | if events { EVENT_CHUNK } else { 0 },
+        raw.len() as u32 | if events { EVENT_CHUNK } else { 0 } | if zstd { ZSTD_CHUNK } else { 0 },
     );
     let crc = chunk_crc(clen, rlen, place, &out[start + header_len..]);
     let mut h = Vec::with_capacity(header_len);
@@ -172,7 +193,7 @@ fn frame_chunk(raw: &[u8], events: bool, place: Option<Place>, out: &mut Vec<u8>
 /// Frames a chunk as versions 1 and 2 did (no trace id, no sequence
 /// number): for tests and tools that build older traces.
 pub fn encode_legacy_chunk(raw: &[u8], events: bool, out: &mut Vec<u8>) {
-    frame_chunk(raw, events, None, out)
+    frame_chunk(raw, events, None, None, out)
 }
 
 /// How the chunks of one trace are framed: its version, its id, and the
@@ -215,11 +236,31 @@ impl ChunkFraming {
     /// Compresses `raw` records into the trace's next chunk, appended to
     /// `out`; `events` marks a chunk of events only (version 2 on).
     pub fn frame(&mut self, raw: &[u8], events: bool, out: &mut Vec<u8>) {
+        self.frame_with(&mut None, raw, events, out)
+    }
+
+    /// `frame` with a zstd context kept by the caller (made here the first
+    /// time a chunk of version 4 on needs one).
+    fn frame_with(
+        &mut self,
+        zstd: &mut Option<zstd::Compressor>,
+        raw: &[u8],
+        events: bool,
+        out: &mut Vec<u8>,
+    ) {
         let place = (self.version >= 3).then_some(Place {
             trace_id: self.trace_id,
             seq: self.next_seq,
         });
-        frame_chunk(raw, events && self.version >= 2, place, out);
+        if self.version >= 4 && zstd.is_none() {
+            *zstd = zstd::Compressor::new();
+        }
+        let z = if self.version >= 4 {
+            zstd.as_mut()
+        } else {
+            None
+        };
+        frame_chunk(raw, events && self.version >= 2, place, z, out);
         self.next_seq = self.next_seq.wrapping_add(1);
     }
 }
@@ -242,6 +283,8 @@ pub struct TraceReader<R: Read> {
     pos: usize,
     chunk_offset: u64,
     decoder: Decoder,
+    /// Made for the first zstd chunk.
+    unzstd: Option<zstd::Decompressor>,
     cut: Option<Cut>,
     chunks: u64,
     done: bool,
@@ -291,6 +334,7 @@ impl<R: Read> TraceReader<R> {
             pos: 0,
             chunk_offset: 0,
             decoder: Decoder::default(),
+            unzstd: None,
             cut: None,
             chunks: 0,
             done: false,
@@ -375,12 +419,16 @@ impl<R: Read> TraceReader<R> {
         // The mark is not part of the length; in version 1 there is none, and
         // the bit makes the length out of range.
         let events = self.version >= 2 && rlen_field & EVENT_CHUNK != 0;
-        let rlen = if events {
-            rlen_field & !EVENT_CHUNK
-        } else {
-            rlen_field
-        };
-        let bound = lz4_flex::block::get_maximum_output_size(MAX_CHUNK_RAW);
+        let zstd = self.version >= 4 && rlen_field & ZSTD_CHUNK != 0;
+        let mut rlen = rlen_field;
+        if events {
+            rlen &= !EVENT_CHUNK;
+        }
+        if zstd {
+            rlen &= !ZSTD_CHUNK;
+        }
+        let bound =
+            lz4_flex::block::get_maximum_output_size(MAX_CHUNK_RAW).max(zstd::bound(MAX_CHUNK_RAW));
         if rlen as usize > MAX_CHUNK_RAW || clen as usize > bound {
             return self.stop(Cut::Damaged {
                 offset,
@@ -415,14 +463,28 @@ impl<R: Read> TraceReader<R> {
             self.skipped += 1;
         } else {
             self.raw.resize(rlen as usize, 0);
-            match lz4_flex::block::decompress_into(&self.compressed, &mut self.raw) {
-                Ok(n) if n == rlen as usize => {}
-                _ => {
-                    return self.stop(Cut::Damaged {
-                        offset,
-                        why: "bad compressed data".into(),
-                    });
+            let good = if zstd {
+                if self.unzstd.is_none() {
+                    self.unzstd = zstd::Decompressor::new();
                 }
+                match self.unzstd.as_mut() {
+                    Some(d) => d.decompress(&self.compressed, &mut self.raw),
+                    None => {
+                        return self.stop(Cut::Damaged {
+                            offset,
+                            why: "no memory for a zstd context".into(),
+                        })
+                    }
+                }
+            } else {
+                matches!(lz4_flex::block::decompress_into(&self.compressed, &mut self.raw),
+                    Ok(n) if n == rlen as usize)
+            };
+            if !good {
+                return self.stop(Cut::Damaged {
+                    offset,
+                    why: "bad compressed data".into(),
+                });
             }
         }
         if let Some(p) = place {
@@ -528,6 +590,8 @@ pub struct ChunkWriter {
     taken: Vec<u8>,
     encoder: Encoder,
     framing: ChunkFraming,
+    /// Made for the first chunk (kept for every chunk after it).
+    zstd: Option<zstd::Compressor>,
 }
 
 /// A writer of a new trace (its chunks follow [`file_header`]).
@@ -548,6 +612,7 @@ impl ChunkWriter {
             taken: Vec::new(),
             encoder: Encoder::default(),
             framing,
+            zstd: None,
         }
     }
 
@@ -562,6 +627,16 @@ impl ChunkWriter {
         }
     }
 
+    /// See [`Encoder::next_alloc_slot`].
+    pub fn next_alloc_slot(&self) -> u16 {
+        self.encoder.next_alloc_slot()
+    }
+
+    /// A free, coded against the block's slot (see [`Encoder::encode_free`]).
+    pub fn push_free(&mut self, ptr: u64, slot: u16) {
+        self.encoder.encode_free(ptr, slot, &mut self.events);
+    }
+
     /// Bytes waiting to be written (uncompressed, or framed at a sequence point).
     pub fn pending(&self) -> usize {
         self.structure.len() + self.events.len() + self.framed.len()
@@ -569,11 +644,13 @@ impl ChunkWriter {
 
     fn frame(&mut self) {
         if !self.structure.is_empty() {
-            self.framing.frame(&self.structure, false, &mut self.framed);
+            self.framing
+                .frame_with(&mut self.zstd, &self.structure, false, &mut self.framed);
             self.structure.clear();
         }
         if !self.events.is_empty() {
-            self.framing.frame(&self.events, true, &mut self.framed);
+            self.framing
+                .frame_with(&mut self.zstd, &self.events, true, &mut self.framed);
             self.events.clear();
         }
     }

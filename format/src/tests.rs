@@ -543,3 +543,99 @@ fn older_reader_skips_python_code() {
     let len = crate::varint::get(&buf, &mut pos).unwrap() as usize;
     assert_eq!(pos + len, buf.len());
 }
+
+/// Frees and allocations coded against the threads' histories decode to the
+/// very records pushed, whatever the writer's slot hints say (right, stale
+/// or wrong), across thread switches, more threads than histories, and
+/// chunk boundaries; and the coding does pay off where blocks die young.
+#[test]
+fn history_coding_round_trips() {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut rnd = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    for (threads, fresh_addresses) in [(1, false), (4, false), (90, true)] {
+        let mut w = ChunkWriter::default();
+        let mut file = file_header().to_vec();
+        // The same records coded by address only, to size the gain.
+        let (mut plain, mut plain_file) = (ChunkWriter::default(), file_header().to_vec());
+        let mut want = Vec::new();
+        // Per thread: live blocks with the slot their allocation was given.
+        let mut live: Vec<Vec<(u64, u16)>> = vec![Vec::new(); threads];
+        let mut free_list: Vec<u64> = Vec::new();
+        let mut next = 0x5555_0000_0000u64;
+        let mut tid = 0usize;
+        for i in 0..60_000u32 {
+            if rnd(8) == 0 {
+                tid = rnd(threads as u64) as usize;
+                let r = Record::Thread {
+                    tid: tid as u32 + 100,
+                };
+                w.push(&r);
+                plain.push(&r);
+                want.push(r);
+            }
+            if live[tid].is_empty() || rnd(2) == 0 {
+                // Reuse a freed address now and then, as allocators do.
+                let ptr = match free_list.pop() {
+                    Some(p) if !fresh_addresses && rnd(3) > 0 => p,
+                    _ => {
+                        next += 16 * (1 + rnd(4));
+                        next
+                    }
+                };
+                let slot = w.next_alloc_slot();
+                let r = Record::Alloc {
+                    ptr,
+                    size: 16 + rnd(300),
+                    stack: rnd(5),
+                    func: AllocFn::Malloc,
+                };
+                w.push(&r);
+                plain.push(&r);
+                want.push(r);
+                live[tid].push((ptr, slot));
+            } else {
+                // Mostly the youngest blocks; now and then a block of another
+                // thread, or a hint that is simply wrong.
+                let from = if rnd(10) == 0 {
+                    rnd(threads as u64) as usize
+                } else {
+                    tid
+                };
+                if live[from].is_empty() {
+                    continue;
+                }
+                let k = live[from].len() - 1 - (rnd(live[from].len() as u64 * 3 / 4 + 1) as usize);
+                let (ptr, slot) = live[from].swap_remove(k);
+                let slot = if rnd(20) == 0 { rnd(4096) as u16 } else { slot };
+                w.push_free(ptr, slot);
+                plain.push(&Record::Free { ptr });
+                want.push(Record::Free { ptr });
+                free_list.push(ptr);
+            }
+            if i % 7_000 == 0 {
+                w.flush_to(&mut file).unwrap();
+                plain.flush_to(&mut plain_file).unwrap();
+            }
+        }
+        w.flush_to(&mut file).unwrap();
+        plain.flush_to(&mut plain_file).unwrap();
+        let (got, cut) = read_all(&file);
+        assert_eq!(cut, None, "{threads} threads");
+        assert_eq!(got.len(), want.len(), "{threads} threads");
+        assert!(got == want, "{threads} threads: decoded records differ");
+        if !fresh_addresses {
+            // Young frees and reused addresses: a tenth smaller at least.
+            assert!(
+                file.len() * 10 < plain_file.len() * 9,
+                "{threads} threads: {} bytes, {} coded by address",
+                file.len(),
+                plain_file.len()
+            );
+        }
+    }
+}

@@ -216,7 +216,7 @@ mod tests {
                 0x7f00_0000_0000 + (x % (1 << 30)) * 16
             };
             if x % 5 < 3 {
-                let b = Block::new(round, x, AllocFn::Malloc);
+                let b = Block::new(round, x, AllocFn::Malloc, (x % 4096) as u16);
                 assert_eq!(
                     t.insert(ptr, b).map(|b| b.stack),
                     m.insert(ptr, b).map(|b| b.stack)

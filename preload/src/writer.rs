@@ -41,26 +41,41 @@ pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<PassThrough>>;
 
 #[derive(Clone, Copy)]
 pub struct Block {
-    /// The requested size, with the allocation function in the top byte (a
-    /// live table of 16-byte entries stays small: it is the writer's cost).
-    size_func: u64,
+    /// The requested size (48 bits: no live block is larger than the 47-bit
+    /// address space), the allocation function (4 bits) and the slot of its
+    /// thread's history the encoder gave the allocation (12 bits, see
+    /// `ChunkWriter::push_free`): a live table of 16-byte entries stays
+    /// small, and it is the writer's cost.
+    bits: u64,
     pub stack: u64,
 }
 
+const SIZE_BITS: u32 = 48;
+const FUNC_SHIFT: u32 = 48;
+const SLOT_SHIFT: u32 = 52;
+const _: () = assert!(leakhunt_format::RECENT == 1 << (64 - SLOT_SHIFT));
+const _: () = assert!(AllocFn::COUNT <= 16);
+
 impl Block {
-    pub fn new(size: u64, stack: u64, func: AllocFn) -> Block {
+    pub fn new(size: u64, stack: u64, func: AllocFn, slot: u16) -> Block {
         Block {
-            size_func: size.min((1 << 56) - 1) | (func as u64) << 56,
+            bits: size.min((1 << SIZE_BITS) - 1)
+                | (func as u64) << FUNC_SHIFT
+                | (slot as u64) << SLOT_SHIFT,
             stack,
         }
     }
 
     pub fn size(&self) -> u64 {
-        self.size_func & ((1 << 56) - 1)
+        self.bits & ((1 << SIZE_BITS) - 1)
     }
 
     fn func(&self) -> AllocFn {
-        AllocFn::from_u8((self.size_func >> 56) as u8).unwrap_or(AllocFn::Malloc)
+        AllocFn::from_u8((self.bits >> FUNC_SHIFT & 0xf) as u8).unwrap_or(AllocFn::Malloc)
+    }
+
+    fn slot(&self) -> u16 {
+        (self.bits >> SLOT_SHIFT) as u16
     }
 }
 
@@ -501,6 +516,21 @@ impl State {
         }
     }
 
+    /// A free of a block made in this file: coded against its slot.
+    fn emit_free(&mut self, ptr: u64, block: &Block) {
+        if let Some(o) = self.out.as_mut() {
+            o.chunks.push_free(ptr, block.slot());
+            if o.chunks.pending() >= (4 << 20) {
+                self.flush();
+            }
+        }
+    }
+
+    /// Where the next allocation's address goes in its thread's history.
+    fn next_alloc_slot(&self) -> u16 {
+        self.out.as_ref().map_or(0, |o| o.chunks.next_alloc_slot())
+    }
+
     fn flush(&mut self) {
         let Some(o) = self.out.as_mut() else { return };
         o.last_flush = Instant::now();
@@ -718,7 +748,8 @@ impl State {
         self.thread(tid);
         let stack = self.node_of(hash);
         let func = AllocFn::from_u8(func as u8).unwrap_or(AllocFn::Malloc);
-        if let Some(old) = self.live.insert(ptr, Block::new(size, hash, func)) {
+        let slot = self.next_alloc_slot();
+        if let Some(old) = self.live.insert(ptr, Block::new(size, hash, func, slot)) {
             // The allocator handed out an address we still hold live: its free
             // went unseen. Record it as freed, and count the anomaly.
             self.anomalies += 1;
@@ -739,7 +770,7 @@ impl State {
         if let Some(block) = b {
             self.thread(tid);
             self.counts.free(block.size());
-            self.emit(&Record::Free { ptr });
+            self.emit_free(ptr, &block);
             if !self.code_ids.is_empty() && self.code_ids.remove(&ptr).is_some() {
                 // The next code object at this address is another one.
                 crate::python::forget_code(ptr);
@@ -828,7 +859,7 @@ impl State {
                     if let Some(block) = b {
                         self.thread(ev.tid);
                         self.counts.free(block.size());
-                        self.emit(&Record::Free { ptr: old });
+                        self.emit_free(old, &block);
                     }
                     return;
                 }
@@ -840,7 +871,9 @@ impl State {
                         // The model frees the old block before it looks at
                         // the new address.
                         self.counts.free(block.size());
-                        if let Some(prev) = self.live.insert(ev.a, Block::new(ev.b, ev.c, func)) {
+                        let slot = self.next_alloc_slot();
+                        let new = Block::new(ev.b, ev.c, func, slot);
+                        if let Some(prev) = self.live.insert(ev.a, new) {
                             self.anomalies += 1;
                             self.counts.free(prev.size());
                             self.emit(&Record::Free { ptr: ev.a });
