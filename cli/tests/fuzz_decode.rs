@@ -1,7 +1,8 @@
 //! A bounded, deterministic fuzz of the trace decoder and the model: the
 //! corpus of `fuzz/corpus/trace/` (small real traces, and damaged ones:
 //! cut, concatenated, a chunk duplicated, a huge length, version 0, unknown
-//! flags, a version-2 trace), then a few thousand mutations of it (bits
+//! flags, a version-2 trace, a version-4 one of zstd chunks and
+//! history-coded frees and allocations), then a few thousand mutations of it (bits
 //! flipped, cuts, chunks repeated, moved or dropped, random bytes, huge
 //! lengths, and records scrambled under valid chunk framing, so that the
 //! record decoder and the replay see garbage a checksum would otherwise
@@ -258,7 +259,12 @@ fn the_corpus_reads_in_bounded_time_and_memory() {
         check(name, bytes);
     }
     // The real traces among them read completely.
-    for name in ["entry_points.trace", "small.trace", "small-v2.trace"] {
+    for name in [
+        "entry_points.trace",
+        "small.trace",
+        "small-v2.trace",
+        "small-v4.trace",
+    ] {
         let (_, b) = corpus.iter().find(|(n, _)| n == name).unwrap();
         let mut r = TraceReader::new(&b[..]).unwrap();
         while r.next_record().unwrap().is_some() {}
