@@ -2,6 +2,7 @@
 //! report, draw or export it. `main.rs` only parses arguments and maps errors
 //! to exit codes.
 
+pub mod addrmap;
 pub mod axis;
 pub mod color;
 pub mod curve;

@@ -10,6 +10,7 @@ use leakhunt_format::{
     TraceReader,
 };
 // Keys are addresses and stack ids: std's SipHash costs most of a replay.
+use crate::addrmap::AddrMap;
 use ahash::AHashMap as HashMap;
 use std::fs::File;
 use std::io::BufReader;
@@ -36,6 +37,19 @@ pub struct Live {
     /// (for "temporary").
     pub tid: u32,
     pub seq: u64,
+}
+
+/// For the empty slots of the replay's table.
+impl Default for Live {
+    fn default() -> Self {
+        Live {
+            size: 0,
+            stack: 0,
+            func: AllocFn::Malloc,
+            tid: 0,
+            seq: 0,
+        }
+    }
 }
 
 /// The exit scan's verdict on a block that was not plainly still reachable.
@@ -157,6 +171,8 @@ struct Replay {
     /// the totals and live blocks come from the image's end records.
     summary: bool,
     live_at_end: Vec<(u64, Live)>,
+    /// The live heap while replaying (`Model::live` once done).
+    live: AddrMap<Live>,
     now_us: u64,
     live_bytes: u64,
     /// The thread the current records come from.
@@ -204,7 +220,7 @@ impl Replay {
             tid: self.tid,
             seq: self.seq,
         };
-        if let Some(old) = m.live.insert(ptr, live) {
+        if let Some(old) = self.live.insert(ptr, live) {
             m.inconsistencies += 1;
             self.live_bytes -= old.size;
         }
@@ -215,7 +231,7 @@ impl Replay {
 
     /// A block released (by free, or by the realloc that replaced it).
     fn free(&mut self, m: &mut Model, ptr: u64, may_be_temporary: bool) {
-        let Some(old) = m.live.remove(&ptr) else {
+        let Some(old) = self.live.remove(ptr) else {
             m.inconsistencies += 1;
             return;
         };
@@ -439,7 +455,7 @@ impl Model {
                     m.totals.inherited_bytes += size;
                     st.make_live(&mut m, ptr, size, stack, AllocFn::Malloc);
                     // Not this process's allocation: never "temporary" here.
-                    if let Some(b) = m.live.get_mut(&ptr) {
+                    if let Some(b) = st.live.get_mut(ptr) {
                         b.tid = u32::MAX;
                     }
                 }
@@ -530,6 +546,9 @@ impl Model {
                 let f = AllocFn::from_u8(f as u8).expect("an AllocFn's index");
                 *m.totals.by_function.entry(f.name()).or_default() += n;
             }
+        }
+        if !st.live.is_empty() {
+            m.live = st.live.iter().collect();
         }
         m.duration_us = st.now_us;
         m.cut = reader.cut().cloned();
