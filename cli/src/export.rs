@@ -354,7 +354,7 @@ impl<'a> Builder<'a> {
 
     fn function(&mut self, f: &Frame) -> u64 {
         let name = frame_name(f);
-        let key = (name, f.file.clone());
+        let key = (name, f.file.as_deref().map(str::to_string));
         if let Some(&id) = self.function_ids.get(&key) {
             return id;
         }
@@ -424,7 +424,7 @@ impl<'a> Builder<'a> {
         // A return address points after the call: look up (and, as Go's own
         // profiles do, record) an address inside the call instruction.
         let address = ip.saturating_sub(1);
-        let mapping = if group[0].module == "?" {
+        let mapping = if &*group[0].module == "?" {
             0
         } else {
             self.mapping_of(address, node)

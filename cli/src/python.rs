@@ -90,11 +90,11 @@ fn svarint(t: &[u8], pos: &mut usize) -> Option<i64> {
 /// never described it).
 pub fn frame(code: Option<&PyCode>, offset: u64) -> Frame {
     Frame {
-        function: Some(code.map_or_else(|| "<python>".to_string(), |c| c.name.clone())),
+        function: Some(code.map_or_else(|| "<python>".into(), |c| c.name.as_str().into())),
         linkage_name: None,
-        file: code.map(|c| c.file.clone()),
+        file: code.map(|c| c.file.as_str().into()),
         line: code.and_then(|c| line_of(c, offset)),
-        module: String::new(),
+        module: "".into(),
         address: 0,
         offset,
         inlined: false,

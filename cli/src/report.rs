@@ -192,10 +192,10 @@ pub fn cut_text(cut: &Cut) -> String {
 
 fn frame_json(f: &crate::symbolize::Frame) -> JsonFrame {
     JsonFrame {
-        function: f.function.clone(),
-        file: f.file.clone(),
+        function: f.function.as_deref().map(str::to_string),
+        file: f.file.as_deref().map(str::to_string),
         line: f.line,
-        module: (f.language != Language::Python).then(|| f.module.clone()),
+        module: (f.language != Language::Python).then(|| f.module.to_string()),
         address: (f.language != Language::Python).then(|| format!("{:#x}", f.address)),
         language: language_name(f.language),
         inlined: f.inlined,

@@ -114,7 +114,7 @@ pub fn frame_place(f: &Frame) -> Option<String> {
             module_short(file)
         };
         Some(format!("{file}:{l}"))
-    } else if f.function.is_some() && !f.module.is_empty() && f.module != "?" {
+    } else if f.function.is_some() && !f.module.is_empty() && &*f.module != "?" {
         Some(format!("in {}", module_short(&f.module)))
     } else {
         None

@@ -101,8 +101,8 @@ pub fn module_short(path: &str) -> &str {
 /// How a frame is named in one line: the function, or `module+0xoffset`.
 pub fn frame_name(f: &Frame) -> String {
     match &f.function {
-        Some(name) => name.clone(),
-        None if f.module == "?" || f.module.is_empty() => format!("{:#x}", f.address),
+        Some(name) => name.to_string(),
+        None if &*f.module == "?" || f.module.is_empty() => format!("{:#x}", f.address),
         None => format!("{}+{:#x}", module_short(&f.module), f.offset),
     }
 }
@@ -570,7 +570,7 @@ mod tests {
         names
             .iter()
             .map(|n| Frame {
-                function: Some(n.to_string()),
+                function: Some((*n).into()),
                 linkage_name: None,
                 file: None,
                 line: None,

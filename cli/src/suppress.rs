@@ -983,7 +983,7 @@ fn lsan_strings<'a>(alloc_fn: &'a str, frames: &'a [Frame]) -> Vec<Cow<'a, str>>
         out.push(Cow::Borrowed(alloc_fn));
     }
     for f in frames {
-        if f.module == "?" || f.module.is_empty() {
+        if &*f.module == "?" || f.module.is_empty() {
             out.push(Cow::Borrowed("<unknown module>"));
         } else {
             out.extend(module_names(&f.module));
@@ -1151,10 +1151,10 @@ fn frame_line(f: &Frame) -> Option<String> {
     if let Some(name) = f.linkage_name.as_deref().or(f.function.as_deref()) {
         return Some(format!("fun:{name}"));
     }
-    if f.module.is_empty() || f.module == "?" {
+    if f.module.is_empty() || &*f.module == "?" {
         return None;
     }
-    let path = canonical_path(&f.module).unwrap_or_else(|| f.module.clone());
+    let path = canonical_path(&f.module).unwrap_or_else(|| f.module.to_string());
     Some(format!("obj:{path}"))
 }
 
@@ -1170,11 +1170,11 @@ mod tests {
 
     fn fr(function: &str, linkage: &str, module: &str) -> Frame {
         Frame {
-            function: Some(function.to_string()),
-            linkage_name: Some(linkage.to_string()),
+            function: Some(function.into()),
+            linkage_name: Some(linkage.into()),
             file: None,
             line: None,
-            module: module.to_string(),
+            module: module.into(),
             address: 0x1000,
             offset: 0x1000,
             inlined: false,
@@ -1201,7 +1201,7 @@ mod tests {
     }
 
     fn with_src(mut f: Frame, file: &str, line: u32) -> Frame {
-        f.file = Some(file.to_string());
+        f.file = Some(file.into());
         f.line = Some(line);
         f
     }

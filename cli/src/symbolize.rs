@@ -22,6 +22,7 @@ use std::io;
 use std::ops::Deref;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use addr2line::{LookupContinuation, LookupResult};
@@ -44,14 +45,16 @@ pub struct ModuleMap {
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Frame {
     /// Demangled function name; `None` if nothing is known (print `module+0xoffset`).
-    pub function: Option<String>,
+    pub function: Option<Rc<str>>,
     /// The raw name `function` was demangled from (DWARF `DW_AT_linkage_name`, or
     /// the ELF symbol with any `@VERSION` suffix), as valgrind suppressions use it.
-    pub linkage_name: Option<String>,
-    pub file: Option<String>,
+    pub linkage_name: Option<Rc<str>>,
+    pub file: Option<Rc<str>>,
     pub line: Option<u32>,
     /// Path of the module as recorded, `"[vdso]"` for the vdso, `"?"` if no module covers the address.
-    pub module: String,
+    /// (The strings are shared: a stack's frames are cloned from the
+    /// per-address cache, and a report holds thousands of stacks.)
+    pub module: Rc<str>,
     /// The runtime address as passed to [`Symbolizer::symbolize`] (not adjusted for return addresses).
     pub address: u64,
     /// `address - base`, i.e. the ELF virtual address inside `module`.
@@ -185,7 +188,7 @@ impl Symbolizer {
                 linkage_name: None,
                 file: None,
                 line: None,
-                module: "?".to_string(),
+                module: "?".into(),
                 address: ip,
                 offset: ip,
                 inlined: false,
@@ -201,7 +204,7 @@ impl Symbolizer {
             linkage_name: None,
             file: None,
             line: None,
-            module: module.name.clone(),
+            module: module.name.as_str().into(),
             address: ip,
             offset: ip.wrapping_sub(base),
             inlined: false,
@@ -806,8 +809,8 @@ impl LoadedModule {
             let mut frame = template.clone();
             if let Some(raw_name) = symbol_name() {
                 let (name, language) = names.demangle(raw_name);
-                frame.function = Some(name);
-                frame.linkage_name = Some(raw_name.to_string());
+                frame.function = Some(name.into());
+                frame.linkage_name = Some(raw_name.into());
                 frame.language = language.unwrap_or(if has_c() {
                     Language::C
                 } else {
@@ -824,7 +827,7 @@ impl LoadedModule {
                 let outermost = i + 1 == count;
                 let mut frame = template.clone();
                 frame.inlined = !outermost;
-                frame.file = raw.file;
+                frame.file = raw.file.map(Into::into);
                 frame.line = raw.line;
                 // Only the outermost frame is a real symbol; an unnamed inlined
                 // frame must not borrow its caller's name.
@@ -845,8 +848,8 @@ impl LoadedModule {
                 };
                 let mangling = raw_name.map(|raw_name| {
                     let (name, language) = names.demangle(raw_name);
-                    frame.function = Some(name);
-                    frame.linkage_name = Some(raw_name.to_string());
+                    frame.function = Some(name.into());
+                    frame.linkage_name = Some(raw_name.into());
                     language
                 });
                 frame.language = raw
@@ -1261,7 +1264,7 @@ int main(int argc, char **) {
         );
         assert_eq!(frame.line, Some(line_of(C_SRC, "LEAF_DECL")));
         assert_eq!(frame.language, Language::C);
-        assert_eq!(frame.module, exe.to_string_lossy());
+        assert_eq!(&*frame.module, &*exe.to_string_lossy());
         assert_eq!(frame.offset, leaf);
         assert_eq!(frame.address, FAKE_BASE + leaf);
         assert!(!frame.inlined);
@@ -1394,7 +1397,7 @@ int main(int argc, char **) {
         let frame = one(&mut sym, bar + 2);
         assert_eq!(frame.function, None);
         assert_eq!(frame.offset, bar + 2);
-        assert_eq!(frame.module, no_symbols.to_string_lossy());
+        assert_eq!(&*frame.module, &*no_symbols.to_string_lossy());
         assert!(sym.warnings().is_empty(), "{:?}", sym.warnings());
     }
 
@@ -1496,7 +1499,7 @@ int main(int argc, char **) {
             let mut names: Vec<String> = (bar..bar + size)
                 .flat_map(|vaddr| sym.symbolize(FAKE_BASE + vaddr, false))
                 .filter(|f| f.inlined)
-                .filter_map(|f| f.function)
+                .filter_map(|f| f.function.as_deref().map(str::to_string))
                 .collect();
             assert!(sym.warnings().is_empty(), "{:?}", sym.warnings());
             names.sort();
@@ -1630,7 +1633,7 @@ int main(int argc, char **) {
                 matches!(frame.function.as_deref(), Some("malloc" | "__libc_malloc")),
                 "{frames:?}"
             );
-            assert_eq!(frame.module, path);
+            assert_eq!(&*frame.module, path);
             assert_eq!(frame.offset, malloc - module.base);
             if forced_symtab {
                 assert_eq!((frame.file.as_deref(), frame.line), (None, None));
@@ -1691,11 +1694,11 @@ int main(int argc, char **) {
         ]);
         let f = &sym.symbolize(0x10, false)[0];
         assert_eq!(
-            (f.module.as_str(), f.function.as_deref(), f.offset),
+            (&*f.module, f.function.as_deref(), f.offset),
             ("?", None, 0x10)
         );
-        assert_eq!(sym.symbolize(0x1010, false)[0].module, "[vdso]");
-        assert_eq!(sym.symbolize(0x3010, true)[0].module, "[vdso]");
+        assert_eq!(sym.symbolize(0x1010, false)[0].module.as_ref(), "[vdso]");
+        assert_eq!(sym.symbolize(0x3010, true)[0].module.as_ref(), "[vdso]");
         assert_eq!(sym.symbolize(0x5010, false)[0].offset, 0x10);
         for ip in [0x7010, 0x9010, 0xb010] {
             let frames = sym.symbolize(ip, false);
@@ -1704,7 +1707,7 @@ int main(int argc, char **) {
             assert_eq!(frames[0].offset, 0x10);
         }
         // Return address at the very start of a module belongs to whatever precedes it.
-        assert_eq!(sym.symbolize(0x7000, true)[0].module, "?");
+        assert_eq!(sym.symbolize(0x7000, true)[0].module.as_ref(), "?");
         let warnings = sym.warnings();
         assert_eq!(warnings.len(), 3, "{warnings:?}");
         assert!(warnings.iter().all(|w| !w.contains("vdso")));
