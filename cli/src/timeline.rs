@@ -74,6 +74,9 @@ pub struct Timeline {
     checkpoint_us: u64,
     pub checkpoints: Vec<Checkpoint>,
     sites: HashMap<u64, Site>,
+    /// Sites with a live block now: a checkpoint's map is made this large
+    /// at once (growing it entry by entry was a twentieth of a report).
+    live_sites: usize,
 }
 
 impl Default for Timeline {
@@ -87,6 +90,7 @@ impl Default for Timeline {
             checkpoint_us: 10_000,
             checkpoints: Vec::new(),
             sites: HashMap::default(),
+            live_sites: 0,
         }
     }
 }
@@ -148,15 +152,14 @@ impl Timeline {
             .last()
             .is_none_or(|c| us >= c.us + self.checkpoint_us)
         {
-            self.checkpoints.push(Checkpoint {
-                us,
-                by_stack: self
-                    .sites
+            let mut by_stack = HashMap::with_capacity(self.live_sites);
+            by_stack.extend(
+                self.sites
                     .iter()
                     .filter(|(_, s)| s.live_blocks > 0)
-                    .map(|(&k, s)| (k, (s.live_bytes, s.live_blocks)))
-                    .collect(),
-            });
+                    .map(|(&k, s)| (k, (s.live_bytes, s.live_blocks))),
+            );
+            self.checkpoints.push(Checkpoint { us, by_stack });
             if self.checkpoints.len() > MAX_CHECKPOINTS {
                 // Keep every other one: the spacing doubles, the span stays.
                 let mut i = 0;
@@ -207,10 +210,16 @@ impl Timeline {
         });
         s.live_bytes += size;
         s.live_blocks += 1;
+        if s.live_blocks == 1 {
+            self.live_sites += 1;
+        }
     }
 
     pub fn free(&mut self, stack: u64, size: u64, us: u64) {
         if let Some(s) = self.sites.get_mut(&stack) {
+            if s.live_blocks == 1 {
+                self.live_sites -= 1;
+            }
             s.live_blocks = s.live_blocks.saturating_sub(1);
             // A site with no live block holds no bytes, whatever the sizes
             // said (a free of a block recorded with another size).
