@@ -1975,6 +1975,9 @@ mod tests {
         let log = dir.join(format!("memcheck-{}.log", extra.len()));
         let out = Command::new("valgrind")
             .args([
+                // Client memory above 4 GiB, as the project's other memcheck
+                // runs (tests/src/lib.rs, MEMCHECK_HIGH_HEAP).
+                "--aspace-minaddr=0x100000000",
                 "--leak-check=full",
                 "--show-leak-kinds=all",
                 "--gen-suppressions=all",

@@ -241,39 +241,6 @@ fn memcheck(prog: &Path, args: &[&str]) -> Option<Memcheck> {
     Some(Memcheck { log: o.stderr })
 }
 
-/// memcheck on `prog`, run again (twice at most) when it calls blocks
-/// possibly lost that leakhunt, and the program's own arithmetic, call
-/// definitely or indirectly lost. memcheck places the heap low (0x4a4xxxx,
-/// about 78 million), and ld.so keeps in its data `relocate_time`, the TSC
-/// cycles its relocations took: under valgrind that is tens of millions,
-/// varying with the machine's load, and now and then it lands inside a lost
-/// block as an interior pointer (found with `who_points_at`: one run of
-/// big.c in about 25 had 499,232 B in 15,601 blocks possibly lost through
-/// it). leakhunt's heap, high in the address space, is not hit by such a
-/// number. Every other disagreement is compared at once.
-fn memcheck_agreeing(prog: &Path, args: &[&str], got: &Leaks, threads: u64) -> Option<Memcheck> {
-    let mut mc = memcheck(prog, args)?;
-    for _ in 0..2 {
-        let theirs = if threads > 0 {
-            mc.leaks_without(DTV).0
-        } else {
-            mc.leaks()
-        };
-        if theirs == *got || theirs.possible.1 <= got.possible.1 {
-            break;
-        }
-        eprintln!(
-            "{}: memcheck saw {:?} possibly lost where leakhunt saw {:?}: a stale interior \
-             pointer of memcheck's (ld.so's relocate_time); running it again",
-            prog.display(),
-            theirs.possible,
-            got.possible
-        );
-        mc = memcheck(prog, args)?;
-    }
-    Some(mc)
-}
-
 // ---------------------------------------------------------------- programs
 
 /// Builds `tests/programs/leaks/<src>` with `-g -O0` (and `flags`).
@@ -352,7 +319,7 @@ fn check(
     );
     assert_eq!(got_heur, want_heur, "{src}: reachable via heuristics");
 
-    if let Some(mc) = memcheck_agreeing(&prog, args, &got, live_threads) {
+    if let Some(mc) = memcheck(&prog, args) {
         let (theirs, taken) = if live_threads > 0 {
             mc.leaks_without(DTV)
         } else {
@@ -780,6 +747,7 @@ fn fork_parent_and_child_each_match_memcheck() {
     let log = dir.join("vg.%p");
     let o = run_cmd(
         std::process::Command::new("valgrind")
+            .arg(leakhunt_tests::MEMCHECK_HIGH_HEAP)
             .arg("--leak-check=full")
             .arg("--trace-children=yes")
             .arg("--child-silent-after-fork=no")
