@@ -74,9 +74,6 @@ pub struct Timeline {
     checkpoint_us: u64,
     pub checkpoints: Vec<Checkpoint>,
     sites: HashMap<u64, Site>,
-    /// Sites with a live block now: a checkpoint's map is made this large
-    /// at once (growing it entry by entry was a twentieth of a report).
-    live_sites: usize,
 }
 
 impl Default for Timeline {
@@ -90,7 +87,6 @@ impl Default for Timeline {
             checkpoint_us: 10_000,
             checkpoints: Vec::new(),
             sites: HashMap::default(),
-            live_sites: 0,
         }
     }
 }
@@ -152,7 +148,10 @@ impl Timeline {
             .last()
             .is_none_or(|c| us >= c.us + self.checkpoint_us)
         {
-            let mut by_stack = HashMap::with_capacity(self.live_sites);
+            // About as large as the last one at once: grown entry by entry,
+            // the maps were a twentieth of a Python report.
+            let hint = self.checkpoints.last().map_or(0, |c| c.by_stack.len());
+            let mut by_stack = HashMap::with_capacity(hint + hint / 8);
             by_stack.extend(
                 self.sites
                     .iter()
@@ -210,16 +209,10 @@ impl Timeline {
         });
         s.live_bytes += size;
         s.live_blocks += 1;
-        if s.live_blocks == 1 {
-            self.live_sites += 1;
-        }
     }
 
     pub fn free(&mut self, stack: u64, size: u64, us: u64) {
         if let Some(s) = self.sites.get_mut(&stack) {
-            if s.live_blocks == 1 {
-                self.live_sites -= 1;
-            }
             s.live_blocks = s.live_blocks.saturating_sub(1);
             // A site with no live block holds no bytes, whatever the sizes
             // said (a free of a block recorded with another size).
