@@ -155,13 +155,17 @@ pub(crate) fn miss(ip: usize) -> Rule {
 const MAX_FRAME: usize = 256 << 20;
 
 /// Register state of a frame during the walk: its ip, rsp (the CFA of its callee), rbp; plus how
-/// this rbp was obtained from the callee's frame: read at `sp - bp_back` (0: copied unchanged).
+/// the callee's rule made it: rbp read at `sp - bp_back` (0: copied unchanged), and whether that
+/// rule computed the CFA from the callee's rbp. `bp_live` (kept by the memo, see [`relive`]):
+/// whether any later step reads this rbp before a frame restores the caller's from the stack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct State {
     ip: usize,
     sp: usize,
     bp: usize,
-    bp_back: usize,
+    bp_back: u32,
+    callee_read_bp: bool,
+    bp_live: bool,
 }
 
 enum Step {
@@ -192,6 +196,9 @@ unsafe fn step(st: &State) -> Step {
     if cfa.wrapping_sub(st.sp).wrapping_sub(8) > MAX_FRAME - 8 {
         return Step::Stop;
     }
+    if rbp_back > MAX_FRAME {
+        return Step::Stop;
+    }
     let bp = if rbp_back != 0 {
         // SAFETY: CFI says the caller's rbp was saved in this frame, at cfa - rbp_back, i.e. in
         // live stack memory of the current thread.
@@ -209,7 +216,9 @@ unsafe fn step(st: &State) -> Step {
         ip,
         sp: cfa,
         bp,
-        bp_back: rbp_back,
+        bp_back: rbp_back as u32,
+        callee_read_bp: cfa_rbp,
+        bp_live: true,
     })
 }
 
@@ -218,7 +227,9 @@ unsafe fn step(st: &State) -> Step {
 // Consecutive captures on a thread share most of their outer frames. The memo keeps the states
 // of the last walk; a new walk that reaches a state (ip, sp, bp) equal to a memorised one does not
 // recompute the frames above it: it only checks that the stack slots the walk would read (return
-// address at sp - 8, saved rbp at sp - bp_back) still hold the memorised values. The walk is a
+// address at sp - 8, saved rbp at sp - bp_back) still hold the memorised values. An rbp that no
+// later step reads (code without frame pointers uses rbp as a plain register) need not be equal,
+// neither in the state matched nor in a slot checked: it cannot change the walk. The walk is a
 // deterministic function of those slots and of the rules (which change only with `invalidate`,
 // which bumps GENERATION), so the replay yields exactly what a full walk would. The checks are
 // independent loads at known addresses instead of a chain of dependent loads and table lookups,
@@ -257,6 +268,8 @@ const ZERO_STATE: State = State {
     sp: 0,
     bp: 0,
     bp_back: 0,
+    callee_read_bp: false,
+    bp_live: true,
 };
 
 /// The memo and its lock-free "in use" flag, kept apart so that a signal handler checking the
@@ -307,6 +320,8 @@ pub(crate) unsafe fn unwind(ip: usize, sp: usize, bp: usize, buf: &mut [usize]) 
         sp,
         bp,
         bp_back: 0,
+        callee_read_bp: false,
+        bp_live: true,
     };
     MEMO.with(|slot| {
         if slot.busy.get() {
@@ -330,7 +345,8 @@ pub(crate) unsafe fn unwind(ip: usize, sp: usize, bp: usize, buf: &mut [usize]) 
     })
 }
 
-/// Walks from `st`, looking for a memorised state to replay from; memorises the new walk.
+/// Walks from `st`, looking for a memorised state to replay from; memorises the new walk (its
+/// exact states, and which of their rbp values matter).
 ///
 /// # Safety
 ///
@@ -354,7 +370,7 @@ unsafe fn walk_memo(memo: &mut Memo, mut st: State, buf: &mut [usize]) -> Option
             #[cfg(test)]
             crate::tests::note(crate::tests::Event::Matched);
             // SAFETY: scratch[..j] were written below; our contract for the rest.
-            return unsafe { replay(memo, c, &scratch[..j], buf, j) };
+            return unsafe { replay(memo, c, &scratch[..j], st, buf) };
         }
         if j == SCRATCH_CAP {
             // No match among the innermost SCRATCH_CAP frames: start a new memo, go on plainly.
@@ -362,11 +378,14 @@ unsafe fn walk_memo(memo: &mut Memo, mut st: State, buf: &mut [usize]) -> Option
             memo.set(j, st);
             memo.len = j + 1;
             // SAFETY: our contract; memo states ..=j are this walk's.
-            return unsafe { walk(Some(memo), j, st, buf, j) };
+            let r = unsafe { walk(Some(memo), j, st, buf, j) };
+            relive(memo, usize::MAX);
+            return r;
         }
         scratch[j].write(st);
         if j == buf.len() {
             commit(memo, &scratch[..=j]);
+            relive(memo, usize::MAX);
             return Some(j);
         }
         // SAFETY: `st` is a true state (our contract, then induction).
@@ -378,6 +397,7 @@ unsafe fn walk_memo(memo: &mut Memo, mut st: State, buf: &mut [usize]) -> Option
             }
             Step::Stop => {
                 commit(memo, &scratch[..=j]);
+                relive(memo, usize::MAX);
                 return Some(j);
             }
             Step::Fallback => {
@@ -388,10 +408,43 @@ unsafe fn walk_memo(memo: &mut Memo, mut st: State, buf: &mut [usize]) -> Option
     }
 }
 
-/// Same frame in the same register state (how its rbp was found does not matter).
+/// Memorised state `m` and the walk's state `b` are the same frame in a register state that
+/// leads to the same walk: equal ip and sp, and equal rbp unless no later step of `m`'s walk
+/// reads it. (Code without frame pointers leaves whatever it computed in rbp, different on every
+/// call; comparing it anyway made the memo match only in the outermost few frames.)
 #[inline(always)]
-fn same_frame(a: &State, b: &State) -> bool {
-    a.sp == b.sp && a.ip == b.ip && a.bp == b.bp
+fn same_frame(m: &State, b: &State) -> bool {
+    m.sp == b.sp && m.ip == b.ip && (m.bp == b.bp || !m.bp_live)
+}
+
+/// Recomputes `bp_live` of memo states `hi` down to 0 (those above keep theirs). A state's rbp
+/// is read by its own frame's step if that rule computes the CFA from rbp (recorded in the next
+/// state as `callee_read_bp`), and it is gone once that step restores the caller's rbp from the
+/// stack (`bp_back != 0`); otherwise it passes unchanged to the next state. The last state's
+/// step is unknown: live.
+#[inline(always)]
+fn relive(memo: &mut Memo, hi: usize) {
+    if memo.len == 0 {
+        return;
+    }
+    let hi = hi.min(memo.len - 1);
+    let mut live = if hi + 1 == memo.len {
+        true
+    } else {
+        let next = memo.at(hi + 1);
+        next.callee_read_bp || (next.bp_back == 0 && next.bp_live)
+    };
+    let mut t = hi;
+    loop {
+        let i = (memo.base + t) & MEMO_MASK;
+        let st = &mut memo.recs[i];
+        st.bp_live = live;
+        if t == 0 {
+            break;
+        }
+        live = st.callee_read_bp || (st.bp_back == 0 && live);
+        t -= 1;
+    }
 }
 
 /// Makes `states` (all initialised) the memo.
@@ -405,10 +458,13 @@ fn commit(memo: &mut Memo, states: &[core::mem::MaybeUninit<State>]) {
     memo.len = states.len();
 }
 
-/// The walk is in state `memo.at(i)`, reached as its state number `j` after the (initialised)
-/// states `fresh` (`fresh.len() == j`), with `j` return addresses written. Re-bases the memo so
-/// that the memorised states from `i` on become states `j..`, checks them against the stack and
-/// replays them into `buf`; continues with a normal walk where a check fails or the memo ends.
+/// The walk is in state `cur`, its state number `j` after the (initialised) states `fresh`
+/// (`fresh.len() == j`, and `j` return addresses written), and `cur` matches `memo.at(i)`.
+/// Re-bases the memo so that the memorised states from `i` on become states `j..`, checks them
+/// against the stack and replays them into `buf`; continues with a normal walk where a check
+/// fails or the memo ends. The memo ends up holding this walk's true states: where rbp does not
+/// matter the memorised value may differ from the true one, and it is overwritten, so that no
+/// later match can rely on a value this thread's registers never held.
 ///
 /// # Safety
 ///
@@ -419,15 +475,25 @@ unsafe fn replay(
     memo: &mut Memo,
     i: usize,
     fresh: &[core::mem::MaybeUninit<State>],
+    cur: State,
     buf: &mut [usize],
-    j: usize,
 ) -> Option<usize> {
-    let len = (j + memo.len - i).min(MEMO_CAP);
+    let j = fresh.len();
+    let full = j + memo.len - i;
+    let len = full.min(MEMO_CAP);
     memo.base = (memo.base + i).wrapping_sub(j) & MEMO_MASK;
     for (t, st) in fresh.iter().enumerate() {
         // SAFETY: the caller passes initialised states only.
         memo.set(t, unsafe { st.assume_init() });
     }
+    let mut bp = cur.bp;
+    memo.set(
+        j,
+        State {
+            bp_live: memo.at(j).bp_live,
+            ..cur
+        },
+    );
     memo.len = len;
     // State t is verified and its return address written (for t > 0): `t` addresses written.
     let mut t = j;
@@ -435,31 +501,59 @@ unsafe fn replay(
         if t + 1 == len {
             break;
         }
-        let next = memo.at(t + 1);
-        // SAFETY: state t is the true current state, so next.sp is the CFA its rule yields (the
-        // memo says so), and both slots lie in [state t's sp, next.sp): live stack memory.
-        let same = unsafe {
-            core::ptr::read_volatile((next.sp - 8) as *const usize) == next.ip
-                && (next.bp_back == 0
-                    || core::ptr::read_volatile((next.sp - next.bp_back) as *const usize)
-                        == next.bp)
-        };
-        if !same {
+        let mut next = memo.at(t + 1);
+        // SAFETY: state t is the true current state up to an rbp no later step reads, so next.sp
+        // is the CFA its rule yields (the memo says so), and both slots lie in [state t's sp,
+        // next.sp): live stack memory.
+        if unsafe { core::ptr::read_volatile((next.sp - 8) as *const usize) } != next.ip {
             #[cfg(test)]
             crate::tests::note(crate::tests::Event::CheckFailed);
             break;
         }
+        if next.bp_back != 0 {
+            // SAFETY: as above.
+            let saved = unsafe {
+                core::ptr::read_volatile((next.sp - next.bp_back as usize) as *const usize)
+            };
+            if saved != next.bp {
+                // A caller's rbp that no later step reads may differ (frames without frame
+                // pointers below a frame that saved it).
+                if next.bp_live {
+                    #[cfg(test)]
+                    crate::tests::note(crate::tests::Event::CheckFailed);
+                    break;
+                }
+                next.bp = saved;
+                memo.set(t + 1, next);
+            }
+            bp = saved;
+        } else if next.bp != bp {
+            next.bp = bp;
+            memo.set(t + 1, next);
+        }
+        #[cfg(test)]
+        crate::tests::note(crate::tests::Event::Replayed);
         *out = next.ip;
         t += 1;
     }
     let n = t;
+    let to_end = t + 1 == len && full == len;
+    memo.len = t + 1;
     if n == buf.len() {
+        relive(memo, usize::MAX);
         return Some(n);
     }
-    memo.len = t + 1;
     let st = memo.at(t);
-    // SAFETY: memo state t is the true current state.
-    unsafe { walk(Some(memo), t, st, buf, n) }
+    // SAFETY: memo state t is the true current state (its rbp made true above).
+    let r = unsafe { walk(Some(memo), t, st, buf, n) };
+    if to_end && memo.len == t + 1 {
+        // The whole memorised suffix stood, and the walk ends where it ended: only the liveness
+        // of the fresh states is new.
+        relive(memo, j);
+    } else {
+        relive(memo, usize::MAX);
+    }
+    r
 }
 
 /// Plain walk from state number `t` (`st`), `n` return addresses already written; memorises the

@@ -25,10 +25,12 @@ pub(crate) enum Event {
     Matched,
     CheckFailed,
     Busy,
+    /// One frame replayed from the memo instead of walked.
+    Replayed,
 }
 
 thread_local! {
-    static EVENTS: Cell<[usize; 3]> = const { Cell::new([0; 3]) };
+    static EVENTS: Cell<[usize; 4]> = const { Cell::new([0; 4]) };
 }
 
 pub(crate) fn note(e: Event) {
@@ -39,7 +41,7 @@ pub(crate) fn note(e: Event) {
     });
 }
 
-fn events() -> [usize; 3] {
+fn events() -> [usize; 4] {
     EVENTS.with(|c| c.get())
 }
 
@@ -484,6 +486,20 @@ __asm__(
   "  pop %rbx\n.cfi_def_cfa_offset 8\n  ret\n.cfi_endproc\n"
   ".size cfa_expr, .-cfa_expr\n");
 
+/* rbp as a plain register: calls level(n, cb) with rbp holding the value set by set_garbage,
+   as code built without frame pointers leaves whatever it computed there. */
+__attribute__((visibility("hidden"))) long garbage_value;
+void set_garbage(long v) { garbage_value = v; }
+int garbage_rbp(int n, cb_t cb);
+__asm__(
+  ".text\n"
+  ".globl garbage_rbp\n.type garbage_rbp,@function\ngarbage_rbp:\n.cfi_startproc\n"
+  "  push %rbp\n.cfi_def_cfa_offset 16\n.cfi_offset rbp, -16\n"
+  "  mov garbage_value(%rip), %rbp\n"
+  "  call level\n"
+  "  pop %rbp\n.cfi_def_cfa_offset 8\n.cfi_restore rbp\n  ret\n.cfi_endproc\n"
+  ".size garbage_rbp, .-garbage_rbp\n");
+
 static cb_t saved;
 static void via_deep(void) { deep(9, saved); }
 int deep_then_rbx(int n, cb_t cb) { saved = cb; return cfa_rbx(via_deep) + n; }
@@ -666,7 +682,7 @@ fn memo_random_shapes() {
         c.assert_equal(&format!("random shape, buf {len}"));
         assert!(!c.fell_back);
     }
-    let [matched, failed, _] = events();
+    let [matched, failed, ..] = events();
     println!("memo: {matched} matches, {failed} failed checks");
     assert!(
         matched > 100,
@@ -701,11 +717,59 @@ fn memo_random_c_depths() {
         c.assert_equal("C random depth");
         assert!(!c.fell_back);
     }
-    let [matched, failed, _] = events();
+    let [matched, failed, ..] = events();
     println!("memo: {matched} matches, {failed} failed checks");
     assert!(
         matched > 10 && failed > 2,
         "memo paths not exercised: {matched} {failed}"
+    );
+}
+
+/// Frames whose rbp is whatever the code left there, different on every call: the memo must
+/// match them anyway (no later step reads that rbp), replay the same frames as a full walk, and
+/// go on from a failed check with this walk's rbp, not the memorised one (frames with rbp-based
+/// CFAs sit at random depths below and above).
+#[test]
+fn memo_ignores_an_rbp_nothing_reads() {
+    let Some(lib) = build_c_lib() else { return };
+    let garbage_rbp = lib.sym("garbage_rbp");
+    let set_garbage = {
+        let name = CString::new("set_garbage").unwrap();
+        // SAFETY: the symbol exists in our library with exactly this C signature.
+        unsafe {
+            let p = libc::dlsym(lib.handle, name.as_ptr());
+            assert!(!p.is_null());
+            std::mem::transmute::<*mut c_void, extern "C" fn(libc::c_long)>(p)
+        }
+    };
+    let mut rng = Rng(777);
+    let before = events();
+    CALLBACK_RESULTS.with(|r| r.borrow_mut().clear());
+    let mut depth = 0;
+    for i in 0..400 {
+        // Runs of captures from one depth (identical frames, different rbp garbage), now and then
+        // a shorter buffer.
+        if i % 8 == 0 {
+            depth = rng.below(12);
+        }
+        RNG_LEN.with(|l| l.set(if i % 8 == 7 { 1 + rng.below(30) } else { 80 }));
+        set_garbage((rng.below(1 << 30) * 16) as libc::c_long);
+        garbage_rbp(depth as c_int, from_c_stress);
+    }
+    let results = CALLBACK_RESULTS.with(|r| std::mem::take(&mut *r.borrow_mut()));
+    assert_eq!(results.len(), 400);
+    for c in &results {
+        c.assert_equal("garbage rbp");
+        assert!(!c.fell_back);
+    }
+    let after = events();
+    let replayed = after[Event::Replayed as usize] - before[Event::Replayed as usize];
+    let frames: usize = results.iter().map(|c| c.fast.len()).sum();
+    // Seven captures in eight repeat the last one but for rbp: nearly all their frames replay
+    // (89% here; comparing the unread rbp too, 53%).
+    assert!(
+        replayed * 4 > frames * 3,
+        "the memo replayed {replayed} of {frames} frames"
     );
 }
 
