@@ -171,6 +171,18 @@ impl Queue {
         Some((ev.kind, ev.a))
     }
 
+    /// Whether the writer is held up by the next slot: claimed by a producer
+    /// and not yet filled. (A producer's view: it may be out of date.)
+    pub fn held_up(&self) -> bool {
+        let pos = self.head.0.load(Ordering::Relaxed);
+        self.seq(pos) != pos + 1 && self.tail.0.load(Ordering::Relaxed) != pos
+    }
+
+    /// How many events the writer has taken so far (a producer's view).
+    pub fn taken(&self) -> u64 {
+        self.head.0.load(Ordering::Relaxed)
+    }
+
     /// Only the writer (or a single-threaded fork child) may pop.
     #[inline]
     pub fn pop(&self) -> Pop {

@@ -291,16 +291,43 @@ pub fn push(ev: &Event) {
     }
 }
 
-/// Hands an event to the writer, waiting for room only briefly: for the
-/// reentrant path (`guard::Inside::Handler`), which may have interrupted this
-/// thread's own push between claiming its slot and filling it, and then the
-/// writer cannot get past that slot until the handler returns. (Usually the
-/// interrupted hook was merely waiting for room too, and the writer makes
-/// some in microseconds.) What still does not fit is counted as dropped.
+/// Hands an event to the writer from the reentrant path
+/// (`guard::Inside::Handler`), which may have interrupted this thread's own
+/// push between claiming its slot and filling it: the writer then cannot get
+/// past that slot until the handler returns, and waiting for room would never
+/// end. So the wait goes on while the writer makes progress, or while it is
+/// merely not running (a loaded machine preempts it for milliseconds: a fixed
+/// number of retries dropped a hundred events of a test then), and ends only
+/// when it is held up by a slot still being filled, or after a second without
+/// progress. What still does not fit is counted as dropped.
 pub fn push_or_drop(ev: &Event) {
-    for _ in 0..1000 {
+    let mut taken = QUEUE.taken();
+    let mut still = 0u32;
+    let mut since: Option<Instant> = None;
+    loop {
         if QUEUE.try_push(ev) {
             return;
+        }
+        if WRITER_PID.load(Ordering::Relaxed) != getpid() {
+            break;
+        }
+        let now_taken = QUEUE.taken();
+        if now_taken != taken {
+            taken = now_taken;
+            still = 0;
+            since = None;
+        } else {
+            still += 1;
+            if still >= 1000 {
+                if QUEUE.held_up() {
+                    break;
+                }
+                // clock_gettime (vDSO) is async-signal-safe.
+                let t0 = *since.get_or_insert_with(Instant::now);
+                if t0.elapsed() > Duration::from_secs(1) {
+                    break;
+                }
+            }
         }
         // SAFETY: sched_yield has no preconditions.
         unsafe { libc::sched_yield() };
