@@ -612,6 +612,12 @@ fn section_reader(
     name: &str,
     endian: gimli::RunTimeEndian,
 ) -> Reader {
+    // Location lists say where variables live, which no frame needs; in a
+    // distribution's debug file they are a fifth of what would be inflated
+    // (libc6-dbg: 612 KB of 3.1 MB compressed).
+    if matches!(name, ".debug_loc" | ".debug_loclists") {
+        return gimli::EndianReader::new(Bytes::empty(), endian);
+    }
     // A section that fails to decompress is treated as absent: the rest of the
     // debug info (or the symbol table) can still name the function.
     let bytes = match file.section_by_name(name).map(|s| s.uncompressed_data()) {
