@@ -20,6 +20,7 @@ pub mod python;
 pub mod report;
 pub mod run;
 pub mod shown;
+pub mod source;
 pub mod stacks;
 pub mod suppress;
 pub mod symbolize;

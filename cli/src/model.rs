@@ -11,6 +11,7 @@ use leakhunt_format::{
 };
 // Keys are addresses and stack ids: std's SipHash costs most of a replay.
 use crate::addrmap::AddrMap;
+use crate::source::Source;
 use ahash::AHashMap as HashMap;
 use std::fs::File;
 use std::io::BufReader;
@@ -312,6 +313,7 @@ impl Model {
     ) -> Result<Model, LoadError> {
         let p = path.display().to_string();
         let (file_bytes, reader) = open_reader(path)?;
+        let reader = crate::source::ReadAhead::new(reader);
         let mut m = Model::replay_until(reader, limit, until_us, temporary_threshold)
             .map_err(|err| LoadError::Format { path: p, err })?;
         m.file_bytes = file_bytes;
@@ -320,8 +322,8 @@ impl Model {
 
     /// Replays at most `limit` records, stopping before the first time stamp
     /// past `until_us`.
-    pub fn replay_until<R: std::io::Read>(
-        reader: TraceReader<R>,
+    pub fn replay_until<S: Source>(
+        reader: S,
         limit: u64,
         until_us: u64,
         temporary_threshold: u64,
@@ -337,8 +339,8 @@ impl Model {
         )
     }
 
-    fn replay_with<R: std::io::Read>(
-        mut reader: TraceReader<R>,
+    fn replay_with<S: Source>(
+        mut reader: S,
         limit: u64,
         until_us: u64,
         mut st: Replay,
