@@ -94,16 +94,18 @@ impl Default for Timeline {
 impl Timeline {
     /// After an allocation or free event, the live heap is `live` bytes at `us`.
     pub fn sample(&mut self, us: u64, live: u64) {
-        let start = us - us % self.bucket_us;
+        // Every bucket starts at a multiple of `bucket_us`: a range check
+        // finds the current one without a division per event.
+        let bucket_us = self.bucket_us;
         match self.buckets.last_mut() {
-            Some(b) if b.start_us == start => {
+            Some(b) if us >= b.start_us && us - b.start_us < bucket_us => {
                 b.min_bytes = b.min_bytes.min(live);
                 b.max_bytes = b.max_bytes.max(live);
                 b.events += 1;
             }
             _ => {
                 self.buckets.push(Bucket {
-                    start_us: start,
+                    start_us: us - us % bucket_us,
                     min_bytes: live,
                     max_bytes: live,
                     rss_bytes: 0,
