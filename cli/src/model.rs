@@ -145,6 +145,9 @@ pub struct Model {
     pub framing: Option<leakhunt_format::ChunkFraming>,
 }
 
+/// How many records ahead the replay fetches live-map slots.
+const LOOK_AHEAD: usize = 40;
+
 /// Opens a trace for reading: its size and a streaming reader. Only a
 /// regular file is opened (see `files::open_regular`).
 pub fn open_reader(path: &Path) -> Result<(u64, TraceReader<BufReader<File>>), LoadError> {
@@ -354,6 +357,14 @@ impl Model {
         // Event chunks a summary skipped up to the END record.
         let mut skipped_at_end = 0;
         while m.records < limit {
+            if let Some(
+                Record::Alloc { ptr, .. }
+                | Record::Free { ptr }
+                | Record::Realloc { old_ptr: ptr, .. },
+            ) = reader.peek(LOOK_AHEAD)
+            {
+                st.live.prefetch(*ptr);
+            }
             let next = reader.next_record()?;
             if m.end.is_some() && reader.skipped_chunks() > skipped_at_end {
                 // Events after the END: an exec that failed, the image went on.

@@ -18,6 +18,11 @@ pub trait Source {
     fn chunks(&self) -> u64;
     fn cut(&self) -> Option<&Cut>;
     fn framing(&self) -> Option<ChunkFraming>;
+    /// The record `k` places after the next one, if already decoded: the
+    /// replay fetches the memory it will touch ahead of time.
+    fn peek(&self, _k: usize) -> Option<&Record> {
+        None
+    }
 }
 
 impl<R: Read> Source for TraceReader<R> {
@@ -157,6 +162,9 @@ impl Source for ReadAhead {
     }
     fn framing(&self) -> Option<ChunkFraming> {
         self.end.as_ref().and_then(|e| e.framing)
+    }
+    fn peek(&self, k: usize) -> Option<&Record> {
+        self.records.as_slice().get(k)
     }
 }
 
