@@ -9,7 +9,6 @@
 use leakhunt_format::{ChunkFraming, Cut, FormatError, Record, TraceReader};
 use std::io::Read;
 use std::sync::mpsc::{sync_channel, Receiver};
-use std::thread::JoinHandle;
 
 /// What a replay reads from (see `TraceReader` for the meaning of each).
 pub trait Source {
@@ -51,34 +50,36 @@ const IN_FLIGHT: usize = 8;
 
 struct Batch {
     records: Vec<Record>,
-    /// The reader's counters after the last record of the batch.
-    skipped_chunks: u64,
-    chunks: u64,
     /// Set on the last batch: how the stream ended.
     end: Option<End>,
 }
 
+/// The reader's state once it has read everything (what the replay asks
+/// of a source after its last record).
 struct End {
     error: Option<FormatError>,
+    skipped_chunks: u64,
+    chunks: u64,
     cut: Option<Cut>,
     framing: Option<ChunkFraming>,
 }
 
-/// A `TraceReader` on its own thread. Dropping it early (a replay that
-/// stops at a record limit) ends that thread at its next send.
+/// A `TraceReader` on its own thread, for a full replay. Its counters are
+/// known at the end only: a summary, which watches `skipped_chunks` as it
+/// goes, reads its `TraceReader` directly. Dropping it early (a replay that
+/// stops at a record limit) ends the thread at its next send.
 pub struct ReadAhead {
     rx: Receiver<Batch>,
     records: std::vec::IntoIter<Record>,
-    skipped_chunks: u64,
-    chunks: u64,
     end: Option<End>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl ReadAhead {
     pub fn new<R: Read + Send + 'static>(mut reader: TraceReader<R>) -> ReadAhead {
         let (tx, rx) = sync_channel::<Batch>(IN_FLIGHT);
-        let thread = std::thread::Builder::new()
+        // If the thread cannot start, `tx` is dropped with it and the first
+        // read says so.
+        let _ = std::thread::Builder::new()
             .name("leakhunt-read".into())
             .spawn(move || loop {
                 let mut records = Vec::with_capacity(BATCH);
@@ -99,10 +100,10 @@ impl ReadAhead {
                 let last = end.is_some();
                 let batch = Batch {
                     records,
-                    skipped_chunks: reader.skipped_chunks(),
-                    chunks: reader.chunks(),
                     end: end.map(|error| End {
                         error,
+                        skipped_chunks: reader.skipped_chunks(),
+                        chunks: reader.chunks(),
                         cut: reader.cut().cloned(),
                         framing: reader.framing(),
                     }),
@@ -110,15 +111,11 @@ impl ReadAhead {
                 if tx.send(batch).is_err() || last {
                     return;
                 }
-            })
-            .ok();
+            });
         ReadAhead {
             rx,
             records: Vec::new().into_iter(),
-            skipped_chunks: 0,
-            chunks: 0,
             end: None,
-            thread,
         }
     }
 }
@@ -138,8 +135,6 @@ impl Source for ReadAhead {
             match self.rx.recv() {
                 Ok(batch) => {
                     self.records = batch.records.into_iter();
-                    self.skipped_chunks = batch.skipped_chunks;
-                    self.chunks = batch.chunks;
                     self.end = batch.end;
                 }
                 // The reader thread could not start, or it panicked.
@@ -152,10 +147,10 @@ impl Source for ReadAhead {
         }
     }
     fn skipped_chunks(&self) -> u64 {
-        self.skipped_chunks
+        self.end.as_ref().map_or(0, |e| e.skipped_chunks)
     }
     fn chunks(&self) -> u64 {
-        self.chunks
+        self.end.as_ref().map_or(0, |e| e.chunks)
     }
     fn cut(&self) -> Option<&Cut> {
         self.end.as_ref().and_then(|e| e.cut.as_ref())
@@ -165,16 +160,5 @@ impl Source for ReadAhead {
     }
     fn peek(&self, k: usize) -> Option<&Record> {
         self.records.as_slice().get(k)
-    }
-}
-
-impl Drop for ReadAhead {
-    fn drop(&mut self) {
-        // Close the channel first, so that a reader blocked in `send` ends.
-        let (_, rx) = sync_channel(0);
-        drop(std::mem::replace(&mut self.rx, rx));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }

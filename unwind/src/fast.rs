@@ -196,9 +196,6 @@ unsafe fn step(st: &State) -> Step {
     if cfa.wrapping_sub(st.sp).wrapping_sub(8) > MAX_FRAME - 8 {
         return Step::Stop;
     }
-    if rbp_back > MAX_FRAME {
-        return Step::Stop;
-    }
     let bp = if rbp_back != 0 {
         // SAFETY: CFI says the caller's rbp was saved in this frame, at cfa - rbp_back, i.e. in
         // live stack memory of the current thread.
@@ -339,6 +336,7 @@ pub(crate) unsafe fn unwind(ip: usize, sp: usize, bp: usize, buf: &mut [usize]) 
         let memo = unsafe { &mut *slot.memo.get() };
         // SAFETY: our contract.
         let r = unsafe { walk_memo(memo, st, buf) };
+        relive(memo);
         core::sync::atomic::compiler_fence(SeqCst);
         slot.busy.set(false);
         r
@@ -378,14 +376,11 @@ unsafe fn walk_memo(memo: &mut Memo, mut st: State, buf: &mut [usize]) -> Option
             memo.set(j, st);
             memo.len = j + 1;
             // SAFETY: our contract; memo states ..=j are this walk's.
-            let r = unsafe { walk(Some(memo), j, st, buf, j) };
-            relive(memo, usize::MAX);
-            return r;
+            return unsafe { walk(Some(memo), j, st, buf, j) };
         }
         scratch[j].write(st);
         if j == buf.len() {
             commit(memo, &scratch[..=j]);
-            relive(memo, usize::MAX);
             return Some(j);
         }
         // SAFETY: `st` is a true state (our contract, then induction).
@@ -397,7 +392,6 @@ unsafe fn walk_memo(memo: &mut Memo, mut st: State, buf: &mut [usize]) -> Option
             }
             Step::Stop => {
                 commit(memo, &scratch[..=j]);
-                relive(memo, usize::MAX);
                 return Some(j);
             }
             Step::Fallback => {
@@ -417,33 +411,18 @@ fn same_frame(m: &State, b: &State) -> bool {
     m.sp == b.sp && m.ip == b.ip && (m.bp == b.bp || !m.bp_live)
 }
 
-/// Recomputes `bp_live` of memo states `hi` down to 0 (those above keep theirs). A state's rbp
-/// is read by its own frame's step if that rule computes the CFA from rbp (recorded in the next
-/// state as `callee_read_bp`), and it is gone once that step restores the caller's rbp from the
-/// stack (`bp_back != 0`); otherwise it passes unchanged to the next state. The last state's
-/// step is unknown: live.
+/// Recomputes every memo state's `bp_live`, from the outermost in. A state's rbp is read by its
+/// own frame's step if that rule computes the CFA from rbp (recorded in the next state as
+/// `callee_read_bp`), and it is gone once that step restores the caller's rbp from the stack
+/// (`bp_back != 0`); otherwise it passes unchanged to the next state. The last state's step is
+/// unknown: live.
 #[inline(always)]
-fn relive(memo: &mut Memo, hi: usize) {
-    if memo.len == 0 {
-        return;
-    }
-    let hi = hi.min(memo.len - 1);
-    let mut live = if hi + 1 == memo.len {
-        true
-    } else {
-        let next = memo.at(hi + 1);
-        next.callee_read_bp || (next.bp_back == 0 && next.bp_live)
-    };
-    let mut t = hi;
-    loop {
-        let i = (memo.base + t) & MEMO_MASK;
-        let st = &mut memo.recs[i];
+fn relive(memo: &mut Memo) {
+    let mut live = true;
+    for t in (0..memo.len).rev() {
+        let st = &mut memo.recs[(memo.base + t) & MEMO_MASK];
         st.bp_live = live;
-        if t == 0 {
-            break;
-        }
         live = st.callee_read_bp || (st.bp_back == 0 && live);
-        t -= 1;
     }
 }
 
@@ -479,21 +458,14 @@ unsafe fn replay(
     buf: &mut [usize],
 ) -> Option<usize> {
     let j = fresh.len();
-    let full = j + memo.len - i;
-    let len = full.min(MEMO_CAP);
+    let len = (j + memo.len - i).min(MEMO_CAP);
     memo.base = (memo.base + i).wrapping_sub(j) & MEMO_MASK;
     for (t, st) in fresh.iter().enumerate() {
         // SAFETY: the caller passes initialised states only.
         memo.set(t, unsafe { st.assume_init() });
     }
     let mut bp = cur.bp;
-    memo.set(
-        j,
-        State {
-            bp_live: memo.at(j).bp_live,
-            ..cur
-        },
-    );
+    memo.set(j, cur);
     memo.len = len;
     // State t is verified and its return address written (for t > 0): `t` addresses written.
     let mut t = j;
@@ -537,23 +509,13 @@ unsafe fn replay(
         t += 1;
     }
     let n = t;
-    let to_end = t + 1 == len && full == len;
     memo.len = t + 1;
     if n == buf.len() {
-        relive(memo, usize::MAX);
         return Some(n);
     }
     let st = memo.at(t);
     // SAFETY: memo state t is the true current state (its rbp made true above).
-    let r = unsafe { walk(Some(memo), t, st, buf, n) };
-    if to_end && memo.len == t + 1 {
-        // The whole memorised suffix stood, and the walk ends where it ended: only the liveness
-        // of the fresh states is new.
-        relive(memo, j);
-    } else {
-        relive(memo, usize::MAX);
-    }
-    r
+    unsafe { walk(Some(memo), t, st, buf, n) }
 }
 
 /// Plain walk from state number `t` (`st`), `n` return addresses already written; memorises the
@@ -732,7 +694,10 @@ fn rule_of_row<S: UnwindContextStorage<usize>>(row: &UnwindTableRow<usize, S>) -
     let rbp_back = match row.register(X86_64::RBP) {
         // libgcc treats "undefined" like "same value" for every register but the RA column.
         None | Some(RegisterRule::SameValue) | Some(RegisterRule::Undefined) => 0,
-        Some(RegisterRule::Offset(off)) if off < 0 => off.unsigned_abs() as usize,
+        // (Bounded as a frame is, so that a walk state keeps it in 32 bits.)
+        Some(RegisterRule::Offset(off)) if off < 0 && off.unsigned_abs() <= MAX_FRAME as u64 => {
+            off.unsigned_abs() as usize
+        }
         _ => return Rule::Unsupported,
     };
     Rule::Step {
